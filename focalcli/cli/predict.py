@@ -1,0 +1,69 @@
+"""``focal predict STACK -o OUT``: depth (and all-in-focus, confidence) for a stack or a folder of stacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from focalcli.cli import console as con
+from focalcli.cli.options import json_option, overwrite_option
+
+
+def predict(
+    stack: Path = typer.Argument(..., help="A stack folder, or a folder of stack folders (batch)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Depth file (.png 16-bit mm, .npy/.tiff float32 m); "
+                             "for a batch, the output folder."),
+    aif: str | None = typer.Option(None, "--aif", help="Also write the all-in-focus image here (.png/.jpg/.tif); "
+                                   "for a batch, a file name inside each stack's output folder."),
+    confidence: str | None = typer.Option(None, "--confidence", help="Also write the per-pixel confidence "
+                                          "(.npy/.tiff float, .png 16-bit); for a batch, a file name."),
+    preview: bool = typer.Option(False, "--preview", help="Also write a turbo colour preview, OUT_preview.png."),
+    method: str = typer.Option("classic", "--method", help="Depth method: classic (focus measure peak)."),
+    measure: str = typer.Option("laplacian", "--measure", help="Focus measure: laplacian, tenengrad, variance."),
+    window: int | None = typer.Option(None, "--window", min=3, help="Focus-measure window (px); default by size."),
+    smooth: float = typer.Option(0.0, "--smooth", min=0.0, help="Confidence-weighted smoothing sigma (px)."),
+    depth_format: str = typer.Option("png", "--format", help="Batch only: depth file format (png, npy, tiff)."),
+    overwrite: bool = overwrite_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """Estimate depth from a focal stack (metres when focus distances are known, else frame-index units)."""
+    from focalcli import predict as lib
+
+    if method not in lib.METHODS:
+        raise typer.BadParameter(f"unknown method {method!r}; use one of {', '.join(lib.METHODS)}",
+                                 param_hint="--method")
+    from focalcli.focus.measures import MEASURES
+
+    if measure not in MEASURES:
+        raise typer.BadParameter(f"use one of {', '.join(MEASURES)}", param_hint="--measure")
+    options = {"measure": measure, "window": window, "smooth": smooth}
+    if lib.is_batch_input(stack):
+        if depth_format not in ("png", "npy", "tiff", "tif"):
+            raise typer.BadParameter("use png, npy or tiff", param_hint="--format")
+
+        def on_stack(name: str, i: int, n: int):
+            con.info(f"[{i + 1}/{n}] {name}")
+            return advance
+
+        with con.progress_bar("predict", None) as advance:
+            summaries = lib.predict_batch(stack, out, depth_name=f"depth.{depth_format}", aif_name=aif,
+                                          confidence_name=confidence, preview=preview, method=method,
+                                          overwrite=overwrite, on_stack=on_stack, **options)
+    else:
+        outputs = lib.PredictOutputs(depth=out, aif=Path(aif) if aif else None,
+                                     confidence=Path(confidence) if confidence else None, preview=preview)
+        with con.progress_bar(f"predict {stack.name}", None) as advance:
+            summaries = [lib.predict_to_files(stack, outputs, method=method, overwrite=overwrite,
+                                              progress=advance, **options)]
+    for s in summaries:
+        if s["units"] != "m":
+            con.info(f"[yellow]note:[/yellow] {s['stack']}: focus distances unknown, depth is in frame-index units "
+                     "(1 = nearest frame); add focus_distances_m to stack.json for metres")
+        con.info(f"wrote {', '.join(s['outputs'].values())}")
+    if as_json:
+        con.print_json(summaries if len(summaries) > 1 else summaries[0])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)

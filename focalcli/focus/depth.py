@@ -1,0 +1,128 @@
+"""Classical depth from focus: per-pixel peak of the focus measure across the stack.
+
+The peak is refined below the frame spacing by fitting a parabola to the log focus measure at the best frame and
+its two neighbours (a Gaussian focus curve), in diopter space (1 / focus distance), where defocus blur is linear.
+With known focus distances depth comes out in metres; without them in frame-index units, 1-based (1 = nearest
+frame, N = farthest), which every output's metadata states.
+
+Frames are consumed one at a time, so memory stays at a few HxW maps whatever the stack length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["DepthResult", "PeakTracker", "peak_to_depth", "positions_from_distances", "smooth_by_confidence"]
+
+_EPS = 1e-12
+
+
+@dataclass
+class DepthResult:
+    """Output of a depth-from-focus method.
+
+    Attributes:
+        depth: HxW float32; metres when ``units == "m"``, else 1-based frame-index units.
+        confidence: HxW float32 in [0, 1]; how peaked the focus curve is (0 = no evidence).
+        units: ``"m"`` or ``"frame_index"``.
+        aif: HxWx3 float32 all-in-focus image in [0, 1], when it was asked for.
+    """
+
+    depth: np.ndarray
+    confidence: np.ndarray
+    units: str
+    aif: np.ndarray | None = None
+
+    @property
+    def metric(self) -> bool:
+        return self.units == "m"
+
+
+def positions_from_distances(distances_m: Sequence[float] | None, n: int) -> np.ndarray:
+    """Where each frame sits on the axis the peak is interpolated on: diopters if distances are known, else index."""
+    if distances_m is None:
+        return np.arange(n, dtype=np.float64)
+    return 1.0 / np.asarray(distances_m, dtype=np.float64)
+
+
+class PeakTracker:
+    """Streams focus-measure maps (near to far) and keeps, per pixel, the best frame and its neighbours' values.
+
+    Call ``update(measure)`` once per frame, then ``result(positions)``.
+    """
+
+    def __init__(self):
+        self.count = 0
+
+    def update(self, m: np.ndarray) -> np.ndarray:
+        """Take the next frame's HxW measure; return the mask of pixels where it is the new best (for fusion)."""
+        i = self.count
+        self.count += 1
+        if i == 0:
+            self.best = m.copy()
+            self.index = np.zeros(m.shape, np.int32)
+            self.prev = m.copy()  # measure at best - 1 (equal to best at the first frame: no left neighbour)
+            self.next = m.copy()  # measure at best + 1 (filled when that frame arrives)
+            self.total = m.astype(np.float32, copy=True)
+            self.last = m
+            return np.ones(m.shape, bool)
+        np.copyto(self.next, m, where=self.index == i - 1)
+        better = m > self.best
+        np.copyto(self.best, m, where=better)
+        np.copyto(self.index, i, where=better)
+        np.copyto(self.prev, self.last, where=better)
+        np.copyto(self.next, m, where=better)  # no right neighbour yet: a flat top until one arrives
+        self.total += m
+        self.last = m
+        return better
+
+    def result(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sub-frame peak position on the ``positions`` axis, and the confidence.
+
+        Args:
+            positions: (N,) axis value of each frame (diopters or indices), monotonic.
+
+        Returns:
+            ``(peak HxW float32 in axis units, confidence HxW float32 in [0, 1])``.
+        """
+        n = self.count
+        k = self.index
+        x1 = positions[k]
+        x0 = positions[np.maximum(k - 1, 0)]
+        x2 = positions[np.minimum(k + 1, n - 1)]
+        y0, y1, y2 = (np.log(v.astype(np.float64) + _EPS) for v in (self.prev, self.best, self.next))
+        d01, d12, d02 = x0 - x1, x1 - x2, x0 - x2
+        inner = (k > 0) & (k < n - 1)
+        denom = np.where(inner, d01 * d02 * d12, 1.0)
+        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
+        b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / denom
+        ok = inner & (a < 0)
+        vertex = np.where(ok, -b / np.where(ok, 2 * a, 1.0), x1)
+        lo, hi = np.minimum(x0, x2), np.maximum(x0, x2)
+        peak = np.clip(vertex, lo, hi)
+        mean = self.total / n
+        peakedness = 1.0 - mean / (self.best + _EPS)
+        floor = float(np.percentile(self.best, 10)) + _EPS  # energy of the weakest-textured tenth of the image
+        confidence = peakedness * self.best / (self.best + floor)
+        return peak.astype(np.float32), np.clip(confidence, 0, 1).astype(np.float32)
+
+
+def smooth_by_confidence(values: np.ndarray, confidence: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised convolution: a Gaussian average of ``values`` weighted by ``confidence`` (fills weak regions)."""
+    if sigma <= 0:
+        return values
+    w = confidence.astype(np.float32) + 1e-6
+    num = cv2.GaussianBlur(values * w, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    den = cv2.GaussianBlur(w, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return num / den
+
+
+def peak_to_depth(peak: np.ndarray, distances_m: Sequence[float] | None) -> tuple[np.ndarray, str]:
+    """Axis position to depth: metres from diopters, or 1-based frame index."""
+    if distances_m is None:
+        return (peak + 1.0).astype(np.float32), "frame_index"
+    return (1.0 / np.maximum(peak, _EPS)).astype(np.float32), "m"

@@ -1,0 +1,344 @@
+"""The focal stack: one dataclass in memory, one folder layout on disk.
+
+A stack folder holds images (png, jpg, tif; 8 or 16 bit; gray, RGB or RGBA; EXIF orientation honoured) and an
+optional ``stack.json``::
+
+    {"frames": ["a.png", "b.png"], "focus_distances_m": [0.5, 0.63],
+     "camera": {"focal_length_mm": 50, "f_number": 2.0, "pixel_pitch_um": 5.6}}
+
+Without ``stack.json`` the frames are the folder's images in natural sort order, and focus distances come from EXIF
+``SubjectDistance`` when every frame has one. Frames are always ordered by increasing focus distance when distances
+are known.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from focalcli.errors import InputError
+from focalcli.io.atomic import atomic_path
+from focalcli.io.images import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image, write_image
+
+__all__ = [
+    "Camera",
+    "FocalStack",
+    "StackFolder",
+    "find_stacks",
+    "is_stack_folder",
+    "natural_key",
+    "read_stack",
+    "scan_stack",
+    "write_stack",
+]
+
+STACK_JSON = "stack.json"
+_SIDECARS = {".json", ".txt", ".md", ".xmp", ".pp3", ".ini", ".db", ".csv", ".yaml", ".yml", ".toml", ""}
+_RAW = {".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf", ".pef", ".srw"}
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Camera optics; any field may be unknown (None)."""
+
+    focal_length_mm: float | None = None  # lens focal length
+    f_number: float | None = None  # N = focal length / aperture diameter
+    pixel_pitch_um: float | None = None  # sensor pixel size at the stored image resolution
+
+    def to_json(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class FocalStack:
+    """A focal stack in memory.
+
+    Attributes:
+        frames: float32 sRGB in [0, 1], near to far. Shape ``(N, 3, H, W)``.
+        focus_distances_m: focus distance of each frame in metres, shape ``(N,)``, or None when unknown.
+        camera: optics of the capture.
+        names: file name of each frame.
+        bit_depth: bit depth of the source images (8 or 16).
+    """
+
+    frames: torch.Tensor
+    focus_distances_m: torch.Tensor | None = None
+    camera: Camera = field(default_factory=Camera)
+    names: list[str] = field(default_factory=list)
+    bit_depth: int = 8
+
+    def __post_init__(self):
+        if self.frames.dim() != 4 or self.frames.shape[1] != 3:
+            raise InputError(f"frames must be (N, 3, H, W), got {tuple(self.frames.shape)}")
+        n = self.frames.shape[0]
+        if not self.names:
+            self.names = [f"frame_{i:03d}.png" for i in range(n)]
+        if len(self.names) != n:
+            raise InputError(f"{len(self.names)} names for {n} frames")
+        if self.focus_distances_m is not None and self.focus_distances_m.shape != (n,):
+            raise InputError(f"{tuple(self.focus_distances_m.shape)} focus distances for {n} frames")
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return int(self.frames.shape[2]), int(self.frames.shape[3])
+
+
+@dataclass(frozen=True)
+class StackFolder:
+    """A scanned stack folder: everything but the pixels, so frames can be streamed one at a time.
+
+    Attributes:
+        path: the folder.
+        frame_paths: image files, near to far.
+        focus_distances_m: one per frame (metres, increasing) or None.
+        distance_source: where the distances came from: ``"stack.json"``, ``"exif"`` or None.
+        camera: optics (from stack.json or EXIF).
+        info: size, channels and bit depth of the first frame (all frames share the size).
+    """
+
+    path: Path
+    frame_paths: tuple[Path, ...]
+    focus_distances_m: tuple[float, ...] | None
+    distance_source: str | None
+    camera: Camera
+    info: ImageInfo
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.frame_paths]
+
+    def __len__(self) -> int:
+        return len(self.frame_paths)
+
+    def iter_frames(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, image HxWx3 float32)`` near to far, decoding one frame at a time.
+
+        Raises:
+            InputError: a frame is unreadable or its size differs from the first frame's.
+        """
+        h, w = self.info.height, self.info.width
+        for p in self.frame_paths:
+            img, _ = read_image(p)
+            if img.shape[:2] != (h, w):
+                raise InputError(
+                    f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's {w}x{h} "
+                    f"(align or resize the frames first)"
+                )
+            yield p.name, img
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key that orders ``img2`` before ``img10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _positive(value: object, what: str, where: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{where}: {what} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _read_stack_json(folder: Path) -> dict | None:
+    p = folder / STACK_JSON
+    if not p.is_file():
+        return None
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise InputError(f"{p}: expected a JSON object at the top level")
+    return meta
+
+
+def _camera_from_json(raw: object, where: Path) -> Camera:
+    if raw is None:
+        return Camera()
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: 'camera' must be an object")
+    known = {"focal_length_mm", "f_number", "pixel_pitch_um"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(f"{where}: unknown camera key(s) {unknown}; known: {sorted(known)}")
+    return Camera(**{k: _positive(v, f"camera.{k}", where) for k, v in raw.items() if v is not None})
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    images = []
+    for p in sorted(folder.iterdir(), key=lambda q: natural_key(q.name)):
+        if p.name.startswith(".") or p.is_dir() or p.name == STACK_JSON:
+            continue
+        suffix = p.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            images.append(p)
+        elif suffix in _RAW:
+            raise InputError(f"{p}: camera RAW files are not read; convert the stack to 16-bit TIFF or PNG first")
+        elif suffix not in _SIDECARS:
+            raise InputError(f"{p}: not an image (frames must be png, jpg or tif); move it out of the stack folder")
+    return images
+
+
+def _exif_optics(path: Path) -> tuple[float | None, Camera]:
+    """Focus distance (EXIF SubjectDistance, metres) and camera optics from one image's EXIF."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            width = im.size[0]
+            exif = im.getexif().get_ifd(0x8769)
+    except OSError:
+        return None, Camera()
+
+    def num(tag: int) -> float | None:
+        v = exif.get(tag)
+        try:
+            v = float(v)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+        return v if math.isfinite(v) and v > 0 else None
+
+    distance = num(0x9206)  # SubjectDistance
+    if distance is not None and distance >= 4e9:  # 0xFFFFFFFF means infinity
+        distance = None
+    pitch = None
+    res, unit, exif_w = num(0xA20E), exif.get(0xA210), num(0xA002)  # FocalPlaneXResolution, unit, PixelXDimension
+    if res and unit in (2, 3):
+        pitch = (25400.0 if unit == 2 else 10000.0) / res * ((exif_w or width) / width)
+    return distance, Camera(focal_length_mm=num(0x920A), f_number=num(0x829D), pixel_pitch_um=pitch)
+
+
+def scan_stack(folder: str | os.PathLike) -> StackFolder:
+    """Scan a stack folder: list and order its frames, read ``stack.json`` or EXIF, check sizes.
+
+    Only image headers are read; pixels are decoded later (``iter_frames`` / ``read_stack``).
+
+    Raises:
+        InputError: missing or empty folder, fewer than two frames, invalid ``stack.json``, a non-image file,
+            an unreadable image, or frames of different sizes.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder (a stack is a folder of images)")
+    meta = _read_stack_json(folder)
+    where = folder / STACK_JSON
+    camera, distances, source = Camera(), None, None
+    if meta is not None and "frames" in meta:
+        names = meta["frames"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InputError(f"{where}: 'frames' must be a list of file names")
+        paths = [folder / n for n in names]
+        missing = [n for n, p in zip(names, paths, strict=True) if not p.is_file()]
+        if missing:
+            raise InputError(f"{where}: frame file(s) not found: {', '.join(missing[:5])}")
+    else:
+        paths = _folder_images(folder)
+    if not paths:
+        raise InputError(f"{folder}: no images found (expected png, jpg or tif frames)")
+    if len(paths) < 2:
+        raise InputError(f"{folder}: only one frame; depth from focus needs at least two frames")
+    if meta is not None:
+        camera = _camera_from_json(meta.get("camera"), where)
+        raw = meta.get("focus_distances_m")
+        if raw is not None:
+            if not isinstance(raw, list):
+                raise InputError(f"{where}: 'focus_distances_m' must be a list of numbers")
+            if len(raw) != len(paths):
+                raise InputError(f"{where}: {len(raw)} focus distances for {len(paths)} frames")
+            distances, source = [_positive(v, "each focus distance", where) for v in raw], STACK_JSON
+    if distances is None or camera == Camera():
+        exif = [_exif_optics(p) for p in paths]
+        if distances is None and all(d is not None for d, _ in exif):
+            distances, source = [float(d) for d, _ in exif], "exif"
+        if camera == Camera():
+            camera = exif[0][1]
+    if distances is not None:
+        if len(set(distances)) != len(distances):
+            raise InputError(f"{folder}: two frames share a focus distance ({source}); each frame needs its own")
+        order = sorted(range(len(paths)), key=lambda i: distances[i])
+        paths, distances = [paths[i] for i in order], [distances[i] for i in order]
+    infos = [probe_image(p) for p in paths]
+    first = infos[0]
+    for p, info in zip(paths, infos, strict=True):
+        if (info.width, info.height) != (first.width, first.height):
+            raise InputError(
+                f"{p}: frame size {info.width}x{info.height} differs from {paths[0].name}'s "
+                f"{first.width}x{first.height} (align or resize the frames first)"
+            )
+    bits = max(i.bit_depth for i in infos)
+    return StackFolder(
+        path=folder,
+        frame_paths=tuple(paths),
+        focus_distances_m=tuple(distances) if distances is not None else None,
+        distance_source=source,
+        camera=camera,
+        info=replace(first, bit_depth=bits),
+    )
+
+
+def read_stack(folder: str | os.PathLike) -> FocalStack:
+    """Read a whole stack folder into memory as a ``FocalStack`` (frames near to far).
+
+    Raises:
+        InputError: as ``scan_stack``, plus unreadable pixels.
+    """
+    sf = scan_stack(folder)
+    frames = torch.stack([torch.from_numpy(img).permute(2, 0, 1) for _, img in sf.iter_frames()])  # (N, 3, H, W)
+    fd = torch.tensor(sf.focus_distances_m, dtype=torch.float32) if sf.focus_distances_m else None
+    return FocalStack(frames=frames, focus_distances_m=fd, camera=sf.camera, names=sf.names, bit_depth=sf.info.bit_depth)
+
+
+def write_stack(
+    stack: FocalStack, folder: str | os.PathLike, *, extension: str = ".png", extra: dict | None = None
+) -> Path:
+    """Write a stack as a folder of images plus ``stack.json`` (frames keep their names, re-suffixed).
+
+    Args:
+        stack: the stack.
+        folder: destination folder; created if missing (its parent must exist).
+        extension: image format of the frames.
+        extra: additional top-level keys for ``stack.json`` (e.g. how it was made).
+
+    Returns:
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(exist_ok=True)
+    names = [Path(n).stem + extension for n in stack.names]
+    for name, frame in zip(names, stack.frames, strict=True):
+        write_image(folder / name, frame.permute(1, 2, 0).float().cpu().numpy(), bit_depth=stack.bit_depth)
+    meta: dict = {"frames": names}
+    if stack.focus_distances_m is not None:
+        meta["focus_distances_m"] = [round(float(d), 6) for d in stack.focus_distances_m]
+    if stack.camera.to_json():
+        meta["camera"] = stack.camera.to_json()
+    meta.update(extra or {})
+    with atomic_path(folder / STACK_JSON) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def is_stack_folder(folder: Path) -> bool:
+    """Whether ``folder`` directly holds frames (images or a ``stack.json``)."""
+    return (folder / STACK_JSON).is_file() or any(
+        p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if not p.name.startswith(".")
+    )
+
+
+def find_stacks(folder: Path) -> Sequence[Path]:
+    """The stack folders directly inside ``folder`` (for batch processing), in natural order."""
+    subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted((p for p in subs if is_stack_folder(p)), key=lambda p: natural_key(p.name))
