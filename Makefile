@@ -19,8 +19,8 @@ venv: $(VENV)/.installed
 
 demo: venv
 	@mkdir -p $(DEMO_OUT)
-	$(VENV)/bin/focal info examples/ring
-	$(VENV)/bin/focal predict examples/ring -o $(DEMO_OUT)/depth.png --aif $(DEMO_OUT)/aif.jpg \
+	$(VENV)/bin/focal info examples/beetle
+	$(VENV)/bin/focal predict examples/beetle -o $(DEMO_OUT)/depth.png --aif $(DEMO_OUT)/aif.jpg \
 		--confidence $(DEMO_OUT)/confidence.png --preview --overwrite
 	@echo "demo outputs: $(DEMO_OUT)/depth.png (16-bit), $(DEMO_OUT)/depth_preview.png, $(DEMO_OUT)/aif.jpg, $(DEMO_OUT)/confidence.png"
 

@@ -24,7 +24,7 @@ from focalcli.io.depth import DEPTH_SUFFIXES, write_depth, write_preview
 from focalcli.io.images import write_image
 from focalcli.io.stack import StackFolder, find_stacks, is_stack_folder, scan_stack
 
-__all__ = ["METHODS", "PredictOutputs", "predict", "predict_batch", "predict_to_files"]
+__all__ = ["METHODS", "PredictOutputs", "is_batch_input", "plan_batch", "predict", "predict_batch", "predict_to_files"]
 
 AIF_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 CONFIDENCE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
@@ -142,16 +142,12 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
     return {**meta, "outputs": written}
 
 
-def predict_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_name: str = "depth.png",
-                  aif_name: str | None = None, confidence_name: str | None = None, preview: bool = False,
-                  method: str = "classic", overwrite: bool = False,
-                  on_stack: Callable[[str, int, int], Progress | None] | None = None, **options) -> list[dict]:
-    """Predict every stack folder inside ``root`` into ``out_dir/NAME/`` (file names given per output).
+def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_name: str = "depth.png",
+               aif_name: str | None = None, confidence_name: str | None = None, preview: bool = False,
+               overwrite: bool = False) -> list[tuple[StackFolder, PredictOutputs]]:
+    """Scan every stack folder inside ``root`` and check its outputs in ``out_dir/NAME/`` before any work.
 
-    All stacks are scanned and all output paths checked before the first prediction.
-
-    Args:
-        on_stack: called with ``(name, index, count)`` before each stack; may return a per-frame progress callback.
+    Creates ``out_dir`` and its per-stack folders (empty) once everything checks out.
 
     Raises:
         InputError: ``root`` holds no stack folders, or one of them is invalid.
@@ -167,19 +163,34 @@ def predict_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_
         raise OutputError(f"{out_dir}: its parent folder {out_dir.parent} does not exist")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder")
-    stacks = [scan_stack(f) for f in folders]
     plans = []
-    for sf in stacks:
+    for sf in (scan_stack(f) for f in folders):
         d = out_dir / sf.path.name
-        plans.append(PredictOutputs(depth=d / depth_name, aif=d / aif_name if aif_name else None,
-                                    confidence=d / confidence_name if confidence_name else None, preview=preview))
+        plans.append((sf, PredictOutputs(depth=d / depth_name, aif=d / aif_name if aif_name else None,
+                                         confidence=d / confidence_name if confidence_name else None,
+                                         preview=preview)))
+    for _, plan in plans:
+        for p in (plan.depth, plan.sidecar, plan.aif, plan.confidence):
+            if p is not None and p.exists() and not overwrite:
+                raise OutputError(f"{p}: exists already (use --overwrite to replace it)")
     out_dir.mkdir(exist_ok=True)
-    for plan in plans:
+    for _, plan in plans:
         plan.depth.parent.mkdir(exist_ok=True)
         plan.check(overwrite)
+    return plans
+
+
+def predict_batch(plans: list[tuple[StackFolder, PredictOutputs]], *, method: str = "classic",
+                  overwrite: bool = False, on_stack: Callable[[str, int, int], Progress | None] | None = None,
+                  **options) -> list[dict]:
+    """Predict every planned stack (see ``plan_batch``) and write its outputs.
+
+    Args:
+        on_stack: called with ``(name, index, count)`` before each stack; may return a per-frame progress callback.
+    """
     summaries = []
-    for i, (sf, plan) in enumerate(zip(stacks, plans, strict=True)):
-        progress = on_stack(sf.path.name, i, len(stacks)) if on_stack else None
+    for i, (sf, plan) in enumerate(plans):
+        progress = on_stack(sf.path.name, i, len(plans)) if on_stack else None
         summaries.append(predict_to_files(sf, plan, method=method, overwrite=overwrite, progress=progress, **options))
     return summaries
 

@@ -41,20 +41,25 @@ def predict(
     if lib.is_batch_input(stack):
         if depth_format not in ("png", "npy", "tiff", "tif"):
             raise typer.BadParameter("use png, npy or tiff", param_hint="--format")
+        plans = lib.plan_batch(stack, out, depth_name=f"depth.{depth_format}", aif_name=aif,
+                               confidence_name=confidence, preview=preview, overwrite=overwrite)
 
         def on_stack(name: str, i: int, n: int):
-            con.info(f"[{i + 1}/{n}] {name}")
+            advance(0, None)
+            con.debug(f"[{i + 1}/{n}] {name}")
             return advance
 
         with con.progress_bar("predict", None) as advance:
-            summaries = lib.predict_batch(stack, out, depth_name=f"depth.{depth_format}", aif_name=aif,
-                                          confidence_name=confidence, preview=preview, method=method,
-                                          overwrite=overwrite, on_stack=on_stack, **options)
+            summaries = lib.predict_batch(plans, method=method, overwrite=overwrite, on_stack=on_stack, **options)
     else:
+        from focalcli.io.stack import scan_stack
+
+        sf = scan_stack(stack)
         outputs = lib.PredictOutputs(depth=out, aif=Path(aif) if aif else None,
                                      confidence=Path(confidence) if confidence else None, preview=preview)
-        with con.progress_bar(f"predict {stack.name}", None) as advance:
-            summaries = [lib.predict_to_files(stack, outputs, method=method, overwrite=overwrite,
+        outputs.check(overwrite)
+        with con.progress_bar(f"predict {sf.path.name}", len(sf)) as advance:
+            summaries = [lib.predict_to_files(sf, outputs, method=method, overwrite=overwrite,
                                               progress=advance, **options)]
     for s in summaries:
         if s["units"] != "m":

@@ -19,6 +19,7 @@ import numpy as np
 __all__ = ["DepthResult", "PeakTracker", "peak_to_depth", "positions_from_distances", "smooth_by_confidence"]
 
 _EPS = 1e-12
+_ROWS = 256  # row block for the per-pixel refinement
 
 
 @dataclass
@@ -89,26 +90,31 @@ class PeakTracker:
         Returns:
             ``(peak HxW float32 in axis units, confidence HxW float32 in [0, 1])``.
         """
-        n = self.count
-        k = self.index
+        positions = np.asarray(positions, np.float32)
+        peak = np.empty(self.best.shape, np.float32)
+        confidence = np.empty(self.best.shape, np.float32)
+        floor = float(np.percentile(self.best, 10)) + _EPS  # energy of the weakest-textured tenth of the image
+        for r in range(0, peak.shape[0], _ROWS):  # row blocks keep the temporaries small for large frames
+            rows = slice(r, r + _ROWS)
+            peak[rows], confidence[rows] = self._refine(positions, rows, floor)
+        return peak, confidence
+
+    def _refine(self, positions: np.ndarray, rows: slice, floor: float) -> tuple[np.ndarray, np.ndarray]:
+        n, k = self.count, self.index[rows]
+        best = self.best[rows]
         x1 = positions[k]
         x0 = positions[np.maximum(k - 1, 0)]
         x2 = positions[np.minimum(k + 1, n - 1)]
-        y0, y1, y2 = (np.log(v.astype(np.float64) + _EPS) for v in (self.prev, self.best, self.next))
-        d01, d12, d02 = x0 - x1, x1 - x2, x0 - x2
-        inner = (k > 0) & (k < n - 1)
-        denom = np.where(inner, d01 * d02 * d12, 1.0)
-        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
-        b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / denom
-        ok = inner & (a < 0)
-        vertex = np.where(ok, -b / np.where(ok, 2 * a, 1.0), x1)
-        lo, hi = np.minimum(x0, x2), np.maximum(x0, x2)
-        peak = np.clip(vertex, lo, hi)
-        mean = self.total / n
-        peakedness = 1.0 - mean / (self.best + _EPS)
-        floor = float(np.percentile(self.best, 10)) + _EPS  # energy of the weakest-textured tenth of the image
-        confidence = peakedness * self.best / (self.best + floor)
-        return peak.astype(np.float32), np.clip(confidence, 0, 1).astype(np.float32)
+        y0, y1, y2 = (np.log(v + np.float32(1e-20)) for v in (self.prev[rows], best, self.next[rows]))
+        # vertex of the parabola through (x0, y0), (x1, y1), (x2, y2); unequal spacing allowed
+        num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
+        den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+        ok = (k > 0) & (k < n - 1) & (den != 0)
+        vertex = x1 - 0.5 * num / np.where(ok, den, 1.0)
+        peak = np.clip(np.where(ok, vertex, x1), np.minimum(x0, x2), np.maximum(x0, x2))
+        peakedness = 1.0 - (self.total[rows] / n) / (best + _EPS)
+        confidence = np.clip(peakedness * best / (best + floor), 0.0, 1.0)
+        return peak, confidence
 
 
 def smooth_by_confidence(values: np.ndarray, confidence: np.ndarray, sigma: float) -> np.ndarray:

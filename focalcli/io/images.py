@@ -5,6 +5,7 @@ HWC numpy arrays exist only inside ``focalcli.io``; everything else sees tensors
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,9 @@ _JPEG = (".jpg", ".jpeg")
 _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # keeps 16 bit, applies EXIF orientation, drops alpha
 
 cv2.setNumThreads(max(1, os.cpu_count() or 1))
-try:  # OpenCV prints libpng/libjpeg warnings itself; we report failures as one line instead.
+# OpenCV prints libpng/libjpeg warnings itself; we report failures as one line instead.
+with contextlib.suppress(AttributeError):  # very old OpenCV has no logging module
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-except AttributeError:  # pragma: no cover - very old OpenCV
-    pass
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     img = cv2.imdecode(data, _READ_FLAGS) if data.size else None
     if img is None:
         raise InputError(f"{p}: not a readable image (corrupt, truncated or an unsupported format)")
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return _to_float(img, p)
 
 

@@ -298,7 +298,8 @@ def read_stack(folder: str | os.PathLike) -> FocalStack:
     sf = scan_stack(folder)
     frames = torch.stack([torch.from_numpy(img).permute(2, 0, 1) for _, img in sf.iter_frames()])  # (N, 3, H, W)
     fd = torch.tensor(sf.focus_distances_m, dtype=torch.float32) if sf.focus_distances_m else None
-    return FocalStack(frames=frames, focus_distances_m=fd, camera=sf.camera, names=sf.names, bit_depth=sf.info.bit_depth)
+    return FocalStack(frames=frames, focus_distances_m=fd, camera=sf.camera, names=sf.names,
+                      bit_depth=sf.info.bit_depth)
 
 
 def write_stack(

@@ -1,0 +1,118 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from focalcli.cli.app import app
+from focalcli.io.depth import read_depth
+from tests.test_io_stack import BAD, _bad_stack
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code, fragment):
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.stdout)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert fragment in result.stderr.replace("\n", " ")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".png", ".tiff"])
+def test_predict_metric_depth(plane_stack, tmp_path, suffix):
+    folder, gt = plane_stack
+    out = tmp_path / f"depth{suffix}"
+    r = run("predict", folder, "-o", out, "--aif", tmp_path / "aif.png", "--confidence", tmp_path / "c.npy",
+            "--preview", "--json")
+    assert r.exit_code == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["units"] == "m" and summary["outputs"]["depth"] == str(out)
+    d = read_depth(out)
+    assert d.shape == gt.shape
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.mean(np.abs(d[inner] - gt[inner]) / gt[inner]) < 0.05
+    assert (tmp_path / "aif.png").is_file() and (tmp_path / "depth_preview.png").is_file()
+    assert np.load(tmp_path / "c.npy").shape == gt.shape
+    assert json.loads((tmp_path / "depth.json").read_text())["units"] == "m"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_predict_unknown_distances_says_so(tiny_stack, tmp_path):
+    r = run("predict", tiny_stack, "-o", tmp_path / "d.npy")
+    assert r.exit_code == 0, r.stderr
+    assert "frame-index units" in r.stderr.replace("\n", " ")
+    d = np.load(tmp_path / "d.npy")
+    assert d.dtype == np.float32 and d.shape == (32, 40) and d.min() >= 1 and d.max() <= 3
+    assert json.loads((tmp_path / "d.json").read_text())["units"] == "frame_index"
+
+
+def test_predict_batch(tiny_stack, plane_stack, tmp_path):
+    root = tiny_stack.parent  # holds tiny/ and plane/
+    r = run("predict", root, "-o", tmp_path / "out", "--aif", "aif.jpg", "--format", "npy", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 2
+    for name in ("tiny", "plane"):
+        assert (tmp_path / "out" / name / "depth.npy").is_file()
+        assert (tmp_path / "out" / name / "aif.jpg").is_file()
+    again = run("predict", root, "-o", tmp_path / "out", "--format", "npy")
+    assert_one_line_error(again, 6, "exists already")
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_predict_bad_input(tmp_path, kind):
+    folder, fragment = _bad_stack(tmp_path, kind)
+    out = tmp_path / "depth.png"
+    r = run("predict", folder, "-o", out)
+    assert_one_line_error(r, 3, fragment)
+    assert not out.exists()
+
+
+def test_predict_output_errors(tiny_stack, tmp_path):
+    assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "nope" / "d.png"), 6, "does not exist")
+    assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "d.jpg"), 6, "unknown output extension")
+    assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "d.png", "--aif", tmp_path / "a.xyz"), 6,
+                          "unknown output extension")
+    (tmp_path / "d.png").write_bytes(b"old")
+    assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "d.png"), 6, "exists already")
+    assert (tmp_path / "d.png").read_bytes() == b"old"
+    r = run("predict", tiny_stack, "-o", tmp_path / "d.png", "--overwrite")
+    assert r.exit_code == 0 and read_depth(tmp_path / "d.png").shape == (32, 40)
+
+
+def test_predict_usage_errors_are_code_2(tiny_stack, tmp_path):
+    assert run("predict", tiny_stack).exit_code == 2  # missing -o
+    assert run("predict", tiny_stack, "-o", tmp_path / "d.png", "--method", "magic").exit_code == 2
+    assert run("predict", tiny_stack, "-o", tmp_path / "d.png", "--measure", "magic").exit_code == 2
+
+
+def test_info(plane_stack, tiny_stack):
+    folder, _ = plane_stack
+    r = run("info", folder, "--json")
+    assert r.exit_code == 0
+    s = json.loads(r.stdout)
+    assert s["count"] == 10 and s["width"] == 128 and s["height"] == 96 and s["bit_depth"] == 8
+    assert s["focus_distance_source"] == "stack.json" and len(s["focus_distances_m"]) == 10
+    assert "camera.pixel_pitch_um" in s["missing"]
+    r = run("info", tiny_stack)
+    assert r.exit_code == 0 and "focus     unknown" in r.stdout
+    assert_one_line_error(run("info", tiny_stack / "nope"), 3, "no such folder")
+
+
+def test_fuse(plane_stack, tmp_path):
+    folder, _ = plane_stack
+    r = run("fuse", folder, "-o", tmp_path / "aif.tif")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "aif.tif").is_file()
+    assert_one_line_error(run("fuse", folder, "-o", tmp_path / "aif.tif"), 6, "exists already")
+    assert_one_line_error(run("fuse", folder, "-o", tmp_path / "aif.npy"), 6, "unknown output extension")
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("focal ")
+    assert run("--help").exit_code == 0

@@ -1,0 +1,121 @@
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from focalcli.errors import InputError
+from focalcli.io.images import write_image
+from focalcli.io.stack import FocalStack, natural_key, read_stack, scan_stack, write_stack
+from tests.conftest import write_frames
+
+
+def _frames(n=3, h=8, w=10):
+    return np.random.default_rng(0).random((n, h, w, 3)).astype(np.float32)
+
+
+def test_natural_sort_without_stack_json(tmp_path):
+    folder = write_frames(tmp_path / "s", _frames(3), names=["img10.png", "img2.png", "img1.png"])
+    sf = scan_stack(folder)
+    assert sf.names == ["img1.png", "img2.png", "img10.png"]
+    assert sf.focus_distances_m is None and sf.distance_source is None
+    assert sorted(["a10", "a9", "A1"], key=natural_key) == ["A1", "a9", "a10"]
+
+
+def test_stack_json_orders_by_focus_distance(tmp_path):
+    folder = write_frames(tmp_path / "s", _frames(3), focus=np.array([2.0, 0.5, 1.0]),
+                          camera={"focal_length_mm": 50, "f_number": 2.8, "pixel_pitch_um": 4.0})
+    sf = scan_stack(folder)
+    assert sf.focus_distances_m == (0.5, 1.0, 2.0)
+    assert sf.names == ["frame_01.png", "frame_02.png", "frame_00.png"]
+    assert sf.camera.f_number == 2.8 and sf.distance_source == "stack.json"
+    stack = read_stack(folder)
+    assert stack.frames.shape == (3, 3, 8, 10) and stack.frames.dtype == torch.float32
+    assert torch.allclose(stack.focus_distances_m, torch.tensor([0.5, 1.0, 2.0]))
+
+
+def test_16_bit_and_gray_frames(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    write_image(folder / "a.png", np.full((6, 7), 0.5, np.float32), bit_depth=16)
+    write_image(folder / "b.png", np.full((6, 7), 0.25, np.float32), bit_depth=16)
+    sf = scan_stack(folder)
+    assert sf.info.bit_depth == 16
+    stack = read_stack(folder)
+    assert stack.frames.shape == (2, 3, 6, 7)
+    assert abs(float(stack.frames[0].mean()) - 0.5) < 1e-4
+
+
+def test_exif_subject_distance(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for i, dist in enumerate([1.5, 0.7]):
+        im = Image.fromarray((_frames(1)[0] * 255).astype(np.uint8))
+        exif = im.getexif()
+        ifd = exif.get_ifd(0x8769)
+        ifd[0x9206] = dist  # SubjectDistance (m)
+        ifd[0x829D] = 4.0  # FNumber
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", exif=exif.tobytes())
+        (folder / f"f{i}.jpg").write_bytes(buf.getvalue())
+    sf = scan_stack(folder)
+    assert sf.distance_source == "exif"
+    assert sf.focus_distances_m == (0.7, 1.5) and sf.names == ["f1.jpg", "f0.jpg"]
+    assert sf.camera.f_number == 4.0
+
+
+def test_write_stack_roundtrip(tmp_path):
+    stack = FocalStack(frames=torch.rand(2, 3, 5, 6), focus_distances_m=torch.tensor([0.4, 0.9]))
+    write_stack(stack, tmp_path / "out", extra={"source": "test"})
+    meta = json.loads((tmp_path / "out" / "stack.json").read_text())
+    assert meta["source"] == "test" and meta["focus_distances_m"] == [0.4, 0.9]
+    back = read_stack(tmp_path / "out")
+    assert (back.frames - stack.frames).abs().max() < 1 / 255
+
+
+def _bad_stack(tmp_path, kind):
+    folder = tmp_path / "bad"
+    if kind == "missing":
+        return tmp_path / "nope", "no such folder"
+    folder.mkdir()
+    if kind == "empty":
+        return folder, "no images"
+    if kind == "one_frame":
+        write_frames(folder, _frames(1))
+        return folder, "only one frame"
+    write_frames(folder, _frames(3))
+    if kind == "unreadable":
+        (folder / "frame_01.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+        return folder, "frame_01.png"
+    if kind == "non_image":
+        (folder / "notes.docx").write_bytes(b"x")
+        return folder, "not an image"
+    if kind == "sizes":
+        write_image(folder / "frame_02.png", _frames(1, 9, 10)[0])
+        return folder, "differs"
+    if kind == "json_syntax":
+        (folder / "stack.json").write_text("{not json")
+        return folder, "not valid JSON"
+    if kind == "json_missing_file":
+        (folder / "stack.json").write_text(json.dumps({"frames": ["frame_00.png", "ghost.png"]}))
+        return folder, "ghost.png"
+    if kind == "json_count":
+        (folder / "stack.json").write_text(json.dumps({"focus_distances_m": [1.0, 2.0]}))
+        return folder, "2 focus distances for 3 frames"
+    if kind == "json_nonpositive":
+        (folder / "stack.json").write_text(json.dumps({"focus_distances_m": [1.0, 0.0, 2.0]}))
+        return folder, "positive"
+    raise AssertionError(kind)
+
+
+BAD = ["missing", "empty", "one_frame", "unreadable", "non_image", "sizes", "json_syntax", "json_missing_file",
+       "json_count", "json_nonpositive"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_stacks_raise_input_error(tmp_path, kind):
+    folder, fragment = _bad_stack(tmp_path, kind)
+    with pytest.raises(InputError, match=fragment):
+        read_stack(folder)
