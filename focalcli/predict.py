@@ -131,7 +131,7 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     written = {"depth": str(outputs.depth), "metadata": str(outputs.sidecar)}
     if outputs.preview:
-        write_preview(outputs.preview_path, result.depth)
+        write_preview(outputs.preview_path, result.depth, result.confidence)
         written["preview"] = str(outputs.preview_path)
     if outputs.aif is not None:
         write_image(outputs.aif, result.aif, bit_depth=16 if sf.info.bit_depth > 8 else 8)

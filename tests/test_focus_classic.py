@@ -111,4 +111,12 @@ def test_streaming_memory_does_not_grow_with_stack_length(tmp_path):
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] - peaks[0] < frame_bytes, [p / frame_bytes for p in peaks]
-    assert peaks[1] < 12 * frame_bytes, [p / frame_bytes for p in peaks]
+    assert peaks[1] < 14 * frame_bytes, [p / frame_bytes for p in peaks]
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+def test_measures_are_non_negative_and_finite(measure):
+    gray = np.zeros((64, 64), np.float32)
+    gray[20:40, 20:40] = 1.0  # large jumps next to flat zero regions stress the running-sum box filter
+    m = focus_measure(gray, measure, 9)
+    assert np.isfinite(m).all() and m.min() >= 0

@@ -9,6 +9,13 @@ import typer
 app = typer.Typer(name="focal-bench", help="focal benchmarks (timings on this machine).", no_args_is_help=True,
                   add_completion=False)
 
+
+
+@app.callback()
+def _root() -> None:
+    """Run one benchmark; figures are for this machine."""
+
+
 # One module per benchmark under focalcli/bench/, each with ``register(app)``.
 BENCHMARKS = ("predict",)
 

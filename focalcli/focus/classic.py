@@ -13,6 +13,7 @@ import numpy as np
 from focalcli.focus.depth import DepthResult, PeakTracker, peak_to_depth, positions_from_distances, smooth_by_confidence
 from focalcli.focus.fuse import PyramidFuser
 from focalcli.focus.measures import MEASURES, auto_window, focus_measure, to_gray
+from focalcli.io.images import to_float
 from focalcli.io.stack import FocalStack, StackFolder
 
 __all__ = ["all_in_focus", "depth_from_focus"]
@@ -21,11 +22,13 @@ Progress = Callable[[int, int], None]  # (frames done, total)
 
 
 def _frames(stack: FocalStack | StackFolder) -> Iterator[np.ndarray]:
+    """HxWx3 frames near to far: float32 from memory, native uint8/uint16 from disk (converted by the consumer,
+    outside the decoding thread's critical path)."""
     if isinstance(stack, FocalStack):
         for f in stack.frames:
             yield np.ascontiguousarray(f.permute(1, 2, 0).float().cpu().numpy())
         return
-    it = stack.iter_frames()
+    it = stack.iter_frames(native=True)
     with ThreadPoolExecutor(max_workers=1) as pool:
         nxt = pool.submit(next, it, None)
         while (item := nxt.result()) is not None:
@@ -51,6 +54,7 @@ def _run(stack, *, measure: str, window: int | None, smooth: float, depth: bool,
     tracker = PeakTracker()
     fuser = PyramidFuser(h, w) if aif else None
     for i, frame in enumerate(_frames(stack)):
+        frame = to_float(frame)
         m = focus_measure(to_gray(frame), measure, window)
         if depth:
             tracker.update(m)

@@ -20,6 +20,7 @@ __all__ = ["DepthResult", "PeakTracker", "peak_to_depth", "positions_from_distan
 
 _EPS = 1e-12
 _ROWS = 256  # row block for the per-pixel refinement
+_NOISE_FACTOR = 4.0  # in-focus energy must clear this many noise floors to count as evidence
 
 
 @dataclass
@@ -60,7 +61,7 @@ class PeakTracker:
         self.count = 0
 
     def update(self, m: np.ndarray) -> np.ndarray:
-        """Take the next frame's HxW measure; return the mask of pixels where it is the new best (for fusion)."""
+        """Take the next frame's HxW float32 measure; return the uint8 mask (255) of pixels where it is the new best."""
         i = self.count
         self.count += 1
         if i == 0:
@@ -69,15 +70,18 @@ class PeakTracker:
             self.prev = m.copy()  # measure at best - 1 (equal to best at the first frame: no left neighbour)
             self.next = m.copy()  # measure at best + 1 (filled when that frame arrives)
             self.total = m.astype(np.float32, copy=True)
+            self.low = m.copy()  # weakest response over the stack: the noise floor where nothing is in focus
             self.last = m
-            return np.ones(m.shape, bool)
-        np.copyto(self.next, m, where=self.index == i - 1)
-        better = m > self.best
-        np.copyto(self.best, m, where=better)
-        np.copyto(self.index, i, where=better)
-        np.copyto(self.prev, self.last, where=better)
-        np.copyto(self.next, m, where=better)  # no right neighbour yet: a flat top until one arrives
+            return np.full(m.shape, 255, np.uint8)
+        # OpenCV masked copies: numpy's boolean-masked writes are ~20x slower on scattered masks
+        cv2.copyTo(m, cv2.compare(self.index, float(i - 1), cv2.CMP_EQ), self.next)
+        better = cv2.compare(m, self.best, cv2.CMP_GT)  # uint8, 255 where this frame is the new best
+        cv2.copyTo(m, better, self.best)
+        cv2.copyTo(np.full_like(self.index, i), better, self.index)
+        cv2.copyTo(self.last, better, self.prev)
+        cv2.copyTo(m, better, self.next)  # no right neighbour yet: a flat top until one arrives
         self.total += m
+        np.minimum(self.low, m, out=self.low)
         self.last = m
         return better
 
@@ -93,7 +97,8 @@ class PeakTracker:
         positions = np.asarray(positions, np.float32)
         peak = np.empty(self.best.shape, np.float32)
         confidence = np.empty(self.best.shape, np.float32)
-        floor = float(np.percentile(self.best, 10)) + _EPS  # energy of the weakest-textured tenth of the image
+        # noise floor: the typical energy of a pixel's most defocused frame (sensor noise, JPEG artefacts)
+        floor = _NOISE_FACTOR * float(np.median(self.low.ravel()[:: max(1, self.low.size // 65536)])) + _EPS
         for r in range(0, peak.shape[0], _ROWS):  # row blocks keep the temporaries small for large frames
             rows = slice(r, r + _ROWS)
             peak[rows], confidence[rows] = self._refine(positions, rows, floor)
@@ -112,8 +117,10 @@ class PeakTracker:
         ok = (k > 0) & (k < n - 1) & (den != 0)
         vertex = x1 - 0.5 * num / np.where(ok, den, 1.0)
         peak = np.clip(np.where(ok, vertex, x1), np.minimum(x0, x2), np.maximum(x0, x2))
-        peakedness = 1.0 - (self.total[rows] / n) / (best + _EPS)
-        confidence = np.clip(peakedness * best / (best + floor), 0.0, 1.0)
+        mean = self.total[rows] / n
+        excess = np.maximum(best - mean, 0.0)  # in-focus energy above the stack's average
+        peakedness = excess / (best + _EPS)  # 0 for a flat focus curve, -> 1 for a sharp peak
+        confidence = np.clip(peakedness * excess / (excess + floor), 0.0, 1.0)
         return peak, confidence
 
 

@@ -49,7 +49,9 @@ def focus_measure(gray: np.ndarray, method: str = "laplacian", window: int = 9) 
     elif method == "variance":
         mean = cv2.boxFilter(gray, cv2.CV_32F, ksize, borderType=cv2.BORDER_REFLECT)
         sq = cv2.boxFilter(cv2.multiply(gray, gray), cv2.CV_32F, ksize, borderType=cv2.BORDER_REFLECT)
-        return np.maximum(cv2.subtract(sq, cv2.multiply(mean, mean)), 0.0)
+        e = cv2.subtract(sq, cv2.multiply(mean, mean))
+        return np.maximum(e, 0.0, out=e)
     else:
         raise ValueError(f"unknown focus measure {method!r}; use one of {', '.join(MEASURES)}")
-    return cv2.boxFilter(e, cv2.CV_32F, ksize, borderType=cv2.BORDER_REFLECT)
+    e = cv2.boxFilter(e, cv2.CV_32F, ksize, borderType=cv2.BORDER_REFLECT)
+    return np.maximum(e, 0.0, out=e)  # the running-sum box filter can round to tiny negatives

@@ -68,20 +68,28 @@ def read_depth(path: str | os.PathLike) -> np.ndarray:
     return np.nan_to_num(d.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def colorize_depth(depth: np.ndarray) -> np.ndarray:
-    """Turbo colour map of a depth map (near = red, far = blue, invalid = black) as HxWx3 uint8 RGB."""
+def colorize_depth(depth: np.ndarray, confidence: np.ndarray | None = None) -> np.ndarray:
+    """Turbo colour map of a depth map as HxWx3 uint8 RGB.
+
+    Near is red, far is blue, invalid is black; with ``confidence`` (HxW in [0, 1]) pixels with little focus
+    evidence fade to dark grey, so the preview shows what was measured rather than noise in textureless regions.
+    """
     valid = np.isfinite(depth) & (depth > 0)
     out = np.zeros((*depth.shape, 3), np.uint8)
     if not valid.any():
         return out
-    lo, hi = np.percentile(depth[valid], [1, 99])
-    t = np.clip((hi - depth) / max(hi - lo, 1e-12), 0, 1)  # 1 = near
+    w = valid if confidence is None else valid & (confidence > 0.3)
+    lo, hi = np.percentile(depth[w] if w.sum() > 100 else depth[valid], [1, 99])
+    t = np.clip((hi - np.where(valid, depth, hi)) / max(hi - lo, 1e-12), 0, 1)  # 1 = near
     rgb = cv2.cvtColor(cv2.applyColorMap((t * 255).astype(np.uint8), cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    if confidence is not None:
+        alpha = np.clip((confidence - 0.2) / 0.3, 0, 1)[..., None]
+        rgb = (alpha * rgb + (1 - alpha) * 40).astype(np.uint8)
     out[valid] = rgb[valid]
     return out
 
 
-def write_preview(path: str | os.PathLike, depth: np.ndarray) -> None:
-    """Write ``colorize_depth(depth)`` as an 8-bit image, atomically."""
+def write_preview(path: str | os.PathLike, depth: np.ndarray, confidence: np.ndarray | None = None) -> None:
+    """Write ``colorize_depth(depth, confidence)`` as an 8-bit image, atomically."""
     with atomic_path(path) as tmp:
-        cv2.imwrite(str(tmp), cv2.cvtColor(colorize_depth(depth), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(tmp), cv2.cvtColor(colorize_depth(depth, confidence), cv2.COLOR_RGB2BGR))

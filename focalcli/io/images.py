@@ -16,7 +16,7 @@ import numpy as np
 from focalcli.errors import InputError, OutputError
 from focalcli.io.atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "ImageInfo", "probe_image", "read_image", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "ImageInfo", "decode_image", "probe_image", "read_image", "to_float", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp")
 _JPEG = (".jpg", ".jpeg")
@@ -38,16 +38,16 @@ class ImageInfo:
     bit_depth: int  # 8 or 16 (32 for float TIFF)
 
 
-def _to_float(img: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
-    if img.dtype == np.uint8:
-        bits, out = 8, img.astype(np.float32) * (1.0 / 255.0)
-    elif img.dtype == np.uint16:
-        bits, out = 16, img.astype(np.float32) * (1.0 / 65535.0)
-    elif img.dtype == np.float32:
-        bits, out = 32, np.clip(img, 0.0, 1.0)
-    else:
-        raise InputError(f"{path}: unsupported pixel type {img.dtype} (use 8- or 16-bit images)")
-    return out, bits
+_BITS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32}
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """uint8/uint16/float32 pixels to float32 in [0, 1] (one pass, no extra copy)."""
+    if img.dtype == np.float32:
+        return np.clip(img, 0.0, 1.0)
+    out = img.astype(np.float32)
+    out *= 1.0 / np.iinfo(img.dtype).max
+    return out
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -62,6 +62,12 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     Raises:
         InputError: missing, unreadable, truncated or not an image.
     """
+    img = decode_image(path)
+    return to_float(img), _BITS[img.dtype]
+
+
+def decode_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image to its native pixel type: HxWx3 RGB uint8, uint16 or float32 (see ``read_image``)."""
     p = Path(path)
     try:
         data = np.fromfile(p, dtype=np.uint8)
@@ -72,8 +78,9 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     img = cv2.imdecode(data, _READ_FLAGS) if data.size else None
     if img is None:
         raise InputError(f"{p}: not a readable image (corrupt, truncated or an unsupported format)")
-    img = np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return _to_float(img, p)
+    if img.dtype not in _BITS:
+        raise InputError(f"{p}: unsupported pixel type {img.dtype} (use 8- or 16-bit images)")
+    return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def probe_image(path: str | os.PathLike) -> ImageInfo:

@@ -26,7 +26,7 @@ import torch
 
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_path
-from focalcli.io.images import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image, write_image
+from focalcli.io.images import IMAGE_SUFFIXES, ImageInfo, decode_image, probe_image, read_image, write_image
 
 __all__ = [
     "Camera",
@@ -122,15 +122,18 @@ class StackFolder:
     def __len__(self) -> int:
         return len(self.frame_paths)
 
-    def iter_frames(self) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield ``(name, image HxWx3 float32)`` near to far, decoding one frame at a time.
+    def iter_frames(self, native: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, image HxWx3)`` near to far, decoding one frame at a time.
+
+        Args:
+            native: yield the decoded pixel type (uint8/uint16) instead of float32 in [0, 1].
 
         Raises:
             InputError: a frame is unreadable or its size differs from the first frame's.
         """
         h, w = self.info.height, self.info.width
         for p in self.frame_paths:
-            img, _ = read_image(p)
+            img = decode_image(p) if native else read_image(p)[0]
             if img.shape[:2] != (h, w):
                 raise InputError(
                     f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's {w}x{h} "
