@@ -119,7 +119,7 @@ class PeakTracker:
         peak = np.clip(np.where(ok, vertex, x1), np.minimum(x0, x2), np.maximum(x0, x2))
         mean = self.total[rows] / n
         excess = np.maximum(best - mean, 0.0)  # in-focus energy above the stack's average
-        peakedness = excess / (best + _EPS)  # 0 for a flat focus curve, -> 1 for a sharp peak
+        peakedness = excess / (best + _EPS) * n / (n - 1)  # 0 for a flat focus curve, 1 for a single-frame peak
         confidence = np.clip(peakedness * excess / (excess + floor), 0.0, 1.0)
         return peak, confidence
 
