@@ -48,7 +48,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[callable]:
     """A rich progress bar on stderr; yields ``advance(done, total)``. Hidden with ``-q``."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=verbosity() < 0) as bar:
+    with Progress(*columns, console=console, transient=True, disable=verbosity() < 0 or not console.is_terminal) as bar:
         task = bar.add_task(description, total=total)
 
         def advance(done: int, total: int | None = None) -> None:
