@@ -33,7 +33,9 @@ from focalcli.focus.measures import to_gray
 from focalcli.io.images import read_image
 from focalcli.io.stack import FocalStack, StackFolder
 
-__all__ = ["MODELS", "AlignConfig", "FrameTransform", "Registration", "register_stack", "resolve_reference"]
+__all__ = [
+    "MODELS", "AlignConfig", "FrameReader", "FrameTransform", "Registration", "register_stack", "resolve_reference",
+]
 
 MODELS = ("translation", "similarity", "affine", "homography")
 _ECC_MOTION = {
@@ -43,7 +45,7 @@ _ECC_MOTION = {
     "homography": cv2.MOTION_HOMOGRAPHY,
 }
 _MIN_LEVEL_SIDE = 80  # the coarsest pyramid level keeps at least this many pixels on its short side
-_THUMB_SIDE = 128  # long side of the thumbnails used for the photometric fit
+_THUMB_SIDE = 96  # long side of the thumbnails used for the photometric fit
 _GAUSS = 1
 Progress = Callable[[int, int], None]
 
@@ -75,11 +77,12 @@ class FrameTransform:
     Attributes:
         name: file name of the frame.
         matrix: 3x3 homography, input-frame pixel coordinates -> reference-frame pixel coordinates (full size).
-        scale: estimated magnification relative to the reference (sqrt of the Jacobian's determinant).
+        scale: estimated magnification of the frame relative to the reference (1.02: the frame shows the scene
+            2 % larger), from the Jacobian of ``matrix`` at the image centre.
         score: alignment quality in [-1, 1]: correlation of the aligned representation with its template.
         gain: per-channel (RGB) gain of the photometric correction, ``reference ~ gain * frame + offset``.
         offset: per-channel offset of the photometric correction.
-        ok: False when registration failed (ECC did not converge or the score is below the threshold).
+        failure: why registration failed (ECC did not converge, or the score is below the threshold); None if ok.
     """
 
     name: str
@@ -88,7 +91,11 @@ class FrameTransform:
     score: float = 1.0
     gain: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
     offset: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
-    ok: bool = True
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
 
     def to_json(self) -> dict:
         return {
@@ -146,13 +153,13 @@ def resolve_reference(reference: int | str | None, n: int) -> int:
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-def _scaling(factor: float) -> np.ndarray:
-    """3x3 map from coordinates at one resolution to coordinates at ``factor`` times that resolution.
+def _resize_map(src: tuple[int, ...], dst: tuple[int, ...]) -> np.ndarray:
+    """3x3 map from pixel coordinates of an image of shape ``src`` to those of its resized copy of shape ``dst``.
 
-    Matches ``cv2.resize``: pixel centres sit at ``(x + 0.5) * factor - 0.5``.
+    Matches ``cv2.resize``: per axis, ``x_dst = (x_src + 0.5) * f - 0.5`` with ``f = dst / src``.
     """
-    off = 0.5 * factor - 0.5
-    return np.array([[factor, 0.0, off], [0.0, factor, off], [0.0, 0.0, 1.0]])
+    fx, fy = dst[1] / src[1], dst[0] / src[0]
+    return np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
 
 
 def _to_similarity(w: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -166,11 +173,14 @@ def _to_similarity(w: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _magnification(m: np.ndarray, size: tuple[int, int]) -> float:
-    """sqrt(det) of the Jacobian of ``m`` at the image centre (1 = same scale)."""
+    """How much larger a frame shows the scene than the reference does, from its frame -> reference map ``m``.
+
+    ``1 / sqrt(det)`` of the Jacobian of ``m`` at the image centre (1 = same scale; 1.02 = 2 % focus breathing).
+    """
     cx, cy = (size[1] - 1) / 2, (size[0] - 1) / 2
     den = m[2, 0] * cx + m[2, 1] * cy + m[2, 2]
     jac = (m[:2, :2] - np.outer((m[:2] @ [cx, cy, 1.0]) / den, m[2, :2])) / den
-    return float(math.sqrt(abs(np.linalg.det(jac))))
+    return float(1.0 / math.sqrt(abs(np.linalg.det(jac))))
 
 
 def _representation(gray: np.ndarray) -> np.ndarray:
@@ -195,12 +205,6 @@ def _pyramid(image: np.ndarray) -> list[np.ndarray]:
         h, w = levels[-1].shape
         levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
     return levels
-
-
-def _level_factor(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """Per-axis map from coarse-level to fine-level coordinates (pyramid levels can round by a pixel)."""
-    fx, fy = fine.shape[1] / coarse.shape[1], fine.shape[0] / coarse.shape[0]
-    return np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
 
 
 class _EccFailed(Exception):
@@ -232,7 +236,7 @@ def _warp_coarse_to_fine(template: list[np.ndarray], moving: list[np.ndarray], w
     top = min(first_level, len(template) - 1, len(moving) - 1)
     to_top = np.eye(3)
     for lv in range(top):
-        to_top = np.linalg.inv(_level_factor(template[lv], template[lv + 1])) @ to_top
+        to_top = _resize_map(template[lv].shape, template[lv + 1].shape) @ to_top
     w = to_top @ warp @ np.linalg.inv(to_top)  # finest -> level ``top``
     for lv in range(top, -1, -1):
         try:
@@ -242,9 +246,35 @@ def _warp_coarse_to_fine(template: list[np.ndarray], moving: list[np.ndarray], w
                 raise
             # A coarse level can be too small to converge; the finer levels start from where it stood.
         if lv > 0:
-            up = _level_factor(template[lv - 1], template[lv])
+            up = _resize_map(template[lv].shape, template[lv - 1].shape)
             w = up @ w @ np.linalg.inv(up)
     return w
+
+
+def _register_pair(template: list[np.ndarray], moving: list[np.ndarray], model: str, config: AlignConfig,
+                   scale: float) -> np.ndarray:
+    """Warp (template coords -> moving coords, finest level) of two neighbouring frames, coarse to fine.
+
+    The coarsest level starts from the expected breathing ``scale`` about the centre and a translation found by
+    phase correlation (robust to handheld shifts of many pixels). If ECC fails from there, it is tried once more
+    from the plain identity.
+    """
+    top = min(len(template), len(moving)) - 1
+    t, m = template[top], moving[top]
+    window = cv2.createHanningWindow((t.shape[1], t.shape[0]), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(t.copy(), m.copy(), window)  # copies: OpenCV 5.0 windows its inputs in place
+    to_top = np.eye(3)
+    for lv in range(top):
+        to_top = _resize_map(template[lv].shape, template[lv + 1].shape) @ to_top
+    cx, cy = (t.shape[1] - 1) / 2, (t.shape[0] - 1) / 2
+    start = np.array([[scale, 0.0, (1 - scale) * cx], [0.0, scale, (1 - scale) * cy], [0.0, 0.0, 1.0]])
+    if response > 0.02:  # a clear correlation peak
+        start[:2, 2] += (dx, dy)
+    start = np.linalg.inv(to_top) @ start @ to_top  # level ``top`` -> finest coordinates
+    try:
+        return _warp_coarse_to_fine(template, moving, start, model, config, top)
+    except _EccFailed:
+        return _warp_coarse_to_fine(template, moving, np.eye(3), model, config, top)
 
 
 def _score(template: np.ndarray, moving: np.ndarray, warp: np.ndarray) -> float:
@@ -252,7 +282,8 @@ def _score(template: np.ndarray, moving: np.ndarray, warp: np.ndarray) -> float:
     h, w = template.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = cv2.warpPerspective(moving, warp, (w, h), flags=flags)
-    mask = cv2.warpPerspective(np.ones_like(moving, np.uint8), warp, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    mask = cv2.warpPerspective(np.ones_like(moving, np.uint8), warp, (w, h),
+                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     if mask.sum() < 0.1 * mask.size:
         return 0.0
     return float(cv2.computeECC(template, warped, mask))
@@ -276,7 +307,7 @@ def _photometric(ref_thumb: np.ndarray, thumb: np.ndarray, h_thumb: np.ndarray) 
 # ---------------------------------------------------------------------------------------------------- frames
 
 
-class _Frames:
+class FrameReader:
     """Random access to the frames of a ``StackFolder`` (decoded on demand) or a ``FocalStack``."""
 
     def __init__(self, stack: StackFolder | FocalStack):
@@ -318,7 +349,7 @@ def _prepare(image: np.ndarray, work_scale: float, thumb_scale: float) -> _Work:
         small = image
     thumb = cv2.resize(image, (max(8, round(w * thumb_scale)), max(8, round(h * thumb_scale))),
                        interpolation=cv2.INTER_AREA)
-    thumb = cv2.GaussianBlur(thumb, (0, 0), 1.5)
+    thumb = cv2.GaussianBlur(thumb, (0, 0), 1.0)
     return _Work(pyramid=_pyramid(_representation(to_gray(small))), thumb=thumb)
 
 
@@ -344,15 +375,11 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
         InputError: an unknown model, a reference out of range, or an unreadable frame.
     """
     config = config or AlignConfig()
-    frames = _Frames(stack)
+    frames = FrameReader(stack)
     n, size = len(frames), frames.size
     ref = resolve_reference(config.reference, n)
     work_scale = min(1.0, config.max_size / max(size))
     thumb_scale = _THUMB_SIDE / max(size)
-    work_size = (round(size[0] * work_scale), round(size[1] * work_scale))
-    # full-res <-> working and thumbnail coordinates
-    from_work = _scaling(size[1] / work_size[1]) if work_scale < 1.0 else np.eye(3)
-    to_work = np.linalg.inv(from_work)
 
     results: dict[int, FrameTransform] = {}
     done = 0
@@ -366,16 +393,16 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
     ref_work = _prepare(frames.read(ref), work_scale, thumb_scale)
     results[ref] = FrameTransform(name=frames.names[ref], matrix=np.eye(3))
     tick()
-    to_thumb = np.diag([ref_work.thumb.shape[1] / size[1], ref_work.thumb.shape[0] / size[0], 1.0])
-    to_thumb[:2, 2] = 0.5 * np.diag(to_thumb)[:2] - 0.5
+    to_work = _resize_map(size, ref_work.pyramid[0].shape)  # full-size <-> working and thumbnail coordinates
+    from_work = np.linalg.inv(to_work)
+    to_thumb = _resize_map(size, ref_work.thumb.shape)
     for direction in (1, -1):
         template, t_matrix = ref_work, np.eye(3)  # last good frame and its (working-res) frame->ref map
-        step = np.eye(3)  # last pair warp (template -> moving), a good start for the next pair
+        scale = 1.0  # breathing of the last pair, the expected breathing of the next one
         for i in range(ref + direction, n if direction > 0 else -1, direction):
             work = _prepare(frames.read(i), work_scale, thumb_scale)
-            ft = FrameTransform(name=frames.names[i], matrix=np.eye(3), ok=False, score=0.0)
             try:
-                pair = _warp_coarse_to_fine(template.pyramid, work.pyramid, step, config.model, config, 99)
+                pair = _register_pair(template.pyramid, work.pyramid, config.model, config, scale)
                 h_work = t_matrix @ np.linalg.inv(pair)  # frame -> reference, working coordinates
                 score = _score(template.pyramid[0], work.pyramid[0], pair)
                 if config.refine and template is not ref_work:
@@ -384,15 +411,20 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
                     h_work = np.linalg.inv(direct)
             except _EccFailed:
                 h_work, score = None, 0.0
-            if h_work is not None and score >= config.min_score:
+            if h_work is None:
+                ft = FrameTransform(name=frames.names[i], matrix=np.eye(3), score=0.0, failure="ECC did not converge")
+            elif score < config.min_score:
+                ft = FrameTransform(name=frames.names[i], matrix=np.eye(3), score=score,
+                                    failure=f"score {score:.2f} < {config.min_score:g}")
+            else:
                 h = from_work @ h_work @ to_work
                 h /= h[2, 2]
                 ft = FrameTransform(name=frames.names[i], matrix=h, scale=_magnification(h, size), score=score)
                 if config.photometric:
-                    ft.gain, ft.offset = _photometric(ref_work.thumb, work.thumb, to_thumb @ h @ np.linalg.inv(to_thumb))
-                template, t_matrix, step = work, h_work, pair
-            else:
-                ft.score = score
+                    h_thumb = to_thumb @ h @ np.linalg.inv(to_thumb)
+                    ft.gain, ft.offset = _photometric(ref_work.thumb, work.thumb, h_thumb)
+                template, t_matrix = work, h_work
+                scale = math.sqrt(abs(np.linalg.det(pair[:2, :2]))) if config.model != "translation" else 1.0
             results[i] = ft
             tick()
     return Registration(reference=ref, frames=[results[i] for i in range(n)], size=size, model=config.model)
