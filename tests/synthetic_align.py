@@ -9,6 +9,7 @@ import numpy as np
 
 from tests import synthetic
 
+
 def motion(model: str, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """A 3x3 frame -> canvas map for frame ``k`` (centred), of the given motion model."""
     t = k / max(1, n - 1)

@@ -21,7 +21,8 @@ def test_similarity_recovered_to_a_fifth_of_a_pixel():
     frames, truths, ref = misaligned_stack(n=5, h=240, w=320, model="similarity")
     reg = register_stack(_stack(frames))
     assert reg.reference == ref and not reg.bad
-    errors = [corner_error(f.matrix, t, 240, 320) for i, (f, t) in enumerate(zip(reg.frames, truths)) if i != ref]
+    pairs = enumerate(zip(reg.frames, truths, strict=True))
+    errors = [corner_error(f.matrix, t, 240, 320) for i, (f, t) in pairs if i != ref]
     assert np.mean(errors) < 0.2
     # breathing: 3 % across the stack, frame k shows the scene 1 + 0.03 k / 4 times larger
     scales = [f.scale for f in reg.frames]

@@ -262,7 +262,8 @@ def _register_pair(template: list[np.ndarray], moving: list[np.ndarray], model: 
     top = min(len(template), len(moving)) - 1
     t, m = template[top], moving[top]
     window = cv2.createHanningWindow((t.shape[1], t.shape[0]), cv2.CV_32F)
-    (dx, dy), response = cv2.phaseCorrelate(t.copy(), m.copy(), window)  # copies: OpenCV 5.0 windows its inputs in place
+    # copies: OpenCV 5.0's phaseCorrelate applies the window to its inputs in place
+    (dx, dy), response = cv2.phaseCorrelate(t.copy(), m.copy(), window)
     to_top = np.eye(3)
     for lv in range(top):
         to_top = _resize_map(template[lv].shape, template[lv + 1].shape) @ to_top
