@@ -99,3 +99,17 @@ def test_transforms_json_contract():
     assert doc["reference"] == 1
     assert [set(f) >= {"name", "matrix", "scale", "score"} for f in doc["frames"]] == [True] * 3
     assert np.asarray(doc["frames"][0]["matrix"]).shape == (3, 3)
+
+
+@pytest.mark.shared_data
+def test_real_pcb_stack_breathing(shared_data, tmp_path):
+    import shutil
+
+    from focalcli.io.stack import scan_stack
+
+    for p in sorted((shared_data / "stacks" / "pcb" / "pcb").glob("pcb_00*.jpg")):  # not expected.jpg
+        shutil.copy(p, tmp_path / p.name)
+    reg = register_stack(scan_stack(tmp_path), AlignConfig(max_size=512))
+    assert not reg.bad and min(f.score for f in reg.frames) > 0.9
+    scales = [f.scale for f in reg.frames]  # the near frames show the board larger: 3.8 % first to last
+    assert scales == sorted(scales, reverse=True) and 1.03 < scales[0] / scales[-1] < 1.045

@@ -6,10 +6,12 @@ How it works:
   so a stack of 24 MP frames never sits in memory at full resolution. Frames are visited outward from the
   reference, and only the current frame and its template are held at once.
 * Neighbours are registered to each other (their defocus is similar) and the transforms are chained to the
-  reference. Each pair is registered coarse to fine on an image pyramid with OpenCV's ``findTransformECC``, on a
-  band-passed, locally contrast-normalised gray image (robust to exposure drift, vignetting and the loss of
-  contrast that defocus brings). The chained estimate is then refined once more directly against the reference
-  at the finest level, so that the errors of the chain do not add up.
+  reference. Each pair is registered coarse to fine on an image pyramid with OpenCV's ``findTransformECC``,
+  started from a phase-correlation shift (robust to handheld shifts of many pixels) and the previous pair's
+  breathing. The chained estimate is then refined once more directly against the reference at the finest level,
+  so that the errors of the chain do not add up.
+* The representation is the standardised gray image: ECC's correlation is already invariant to gain and offset,
+  and the low and middle frequencies that defocus leaves alone are what frames share (see ``_representation``).
 * The ``similarity`` model (scale + rotation + translation) is estimated as an affine ECC warp projected onto the
   closest similarity, because OpenCV's ECC has no 4-parameter model.
 * A per-channel gain and offset maps each frame's colours to the reference's; it is fitted on heavily low-passed
@@ -56,7 +58,7 @@ class AlignConfig:
 
     model: str = "similarity"  # translation, similarity, affine or homography
     reference: int | None = None  # index of the reference frame; None = the middle frame
-    max_size: int = 2048  # long side (px) of the working copies the transforms are estimated on
+    max_size: int = 1536  # long side (px) of the working copies the transforms are estimated on
     min_score: float = 0.4  # a frame whose alignment score is below this fails
     iterations: int = 50  # ECC iterations per pyramid level (at most)
     epsilon: float = 1e-4  # ECC stops when the correlation improves less than this

@@ -7,7 +7,8 @@ rotations up to 0.5 degrees), per-channel gain/offset drift and Gaussian noise, 
 
 Every method registers every frame to the middle frame; the error of a frame is the distance between where its
 estimated and its true transform send the frame's four corners (pixels, in the reference frame). Seconds per stack
-include reading the PNGs.
+include reading the PNGs; CPU seconds (this process and its children, all threads) are reported beside them
+because wall time on a shared machine also measures the neighbours.
 
 Peers on the same stacks:
 
@@ -20,6 +21,7 @@ Peers on the same stacks:
 from __future__ import annotations
 
 import math
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -158,6 +160,12 @@ def run_ecc(folder: Path, ref: int) -> list[np.ndarray | None]:
     return out
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children (Hugin), user + system."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _pano_trafo(pto: Path, image: int, points: np.ndarray, reverse: bool = False) -> np.ndarray:
     args = ["pano_trafo", *(["-r"] if reverse else []), str(pto), str(image)]
     text = "\n".join(f"{x} {y}" for x, y in points) + "\n"
@@ -214,6 +222,7 @@ def align(
         for n in (int(v) for v in frames.split(",")):
             errs = {m: [] for m in methods}
             secs = {m: [] for m in methods}
+            cpu = {m: [] for m in methods}
             failed = dict.fromkeys(methods, 0)
             for scene in scenes.split(","):
                 gen = torch.Generator().manual_seed(seed)
@@ -224,7 +233,7 @@ def align(
                     for k, f in enumerate(stack):
                         cv2.imwrite(str(folder / f"{k:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
                     for m in methods:
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), _cpu_seconds()
                         if m == "focal":
                             est = run_focal(folder, ref)
                         elif m == "ecc":
@@ -232,6 +241,7 @@ def align(
                         else:
                             est = run_hugin(folder, ref, size)
                         secs[m].append(time.perf_counter() - t0)
+                        cpu[m].append(_cpu_seconds() - c0)
                         for k, (e, t) in enumerate(zip(est, truths, strict=True)):
                             if k == ref:
                                 continue
@@ -247,13 +257,14 @@ def align(
             for m in methods:
                 e = np.concatenate(errs[m]) if errs[m] else np.array([np.nan])
                 rows.append((f"{size[0]}x{size[1]}", n, m, float(e.mean()), float(e.max()),
-                             float(np.mean(secs[m])), failed[m]))
+                             float(np.mean(secs[m])), float(np.mean(cpu[m])), failed[m]))
                 typer.echo(f"{rows[-1][0]:>10} N={n:<3} {m:<6} mean {rows[-1][3]:.3f} px  worst {rows[-1][4]:.3f} px  "
-                           f"{rows[-1][5]:.2f} s/stack  failed {failed[m]}", err=True)
-    typer.echo("| size | N | method | mean corner error (px) | worst corner error (px) | s / stack | failed frames |")
-    typer.echo("|---|---|---|---|---|---|---|")
-    for size_s, n, m, mean, worst, sec, fail in rows:
-        typer.echo(f"| {size_s} | {n} | {m} | {mean:.3f} | {worst:.3f} | {sec:.2f} | {fail} |")
+                           f"{rows[-1][5]:.2f} s/stack  {rows[-1][6]:.2f} cpu-s/stack  failed {failed[m]}", err=True)
+    typer.echo("| size | N | method | mean corner error (px) | worst corner error (px) | s / stack | CPU s / stack "
+               "| failed frames |")
+    typer.echo("|---|---|---|---|---|---|---|---|")
+    for size_s, n, m, mean, worst, sec, cpu_s, fail in rows:
+        typer.echo(f"| {size_s} | {n} | {m} | {mean:.3f} | {worst:.3f} | {sec:.2f} | {cpu_s:.2f} | {fail} |")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ def align(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop frames that cannot be registered (default: fail)."),
     min_score: float = typer.Option(0.4, "--min-score", min=-1.0, max=1.0,
                                     help="Frames whose alignment score is below this fail."),
-    max_size: int = typer.Option(2048, "--max-size", min=64, help="Long side (px) the transforms are estimated at."),
+    max_size: int = typer.Option(1536, "--max-size", min=64, help="Long side (px) the transforms are estimated at."),
     overwrite: bool = overwrite_option(),
     as_json: bool = json_option(),
 ) -> None:
