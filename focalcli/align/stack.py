@@ -104,6 +104,10 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
     The output folder is checked before any work and written as a whole (a temporary folder renamed into place),
     so a failure leaves nothing behind. Frames keep their names, format and bit depth.
 
+    ``transforms.json`` lists the written frames in input order; ``reference`` is the reference's index among the
+    INPUT frames, matrices map input-frame pixels to reference-frame pixels before the crop, ``crop`` is
+    ``[x, y, width, height]`` of the output in reference pixels, and ``skipped`` names the dropped frames.
+
     Args:
         stack: the input stack folder (or its ``StackFolder``).
         out: the output folder.
