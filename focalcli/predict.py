@@ -42,24 +42,29 @@ METHODS: dict[str, Callable[..., DepthResult]] = {"classic": _classic}
 
 
 def predict(stack: StackFolder | str | os.PathLike, *, method: str = "classic", aif: bool = False,
-            progress: Progress | None = None, **options) -> DepthResult:
+            align: bool = False, progress: Progress | None = None, **options) -> DepthResult:
     """Depth of one stack.
 
     Args:
         stack: a stack folder path, a ``StackFolder`` or a ``FocalStack``.
         method: a key of ``METHODS``.
         aif: also compute the all-in-focus image.
+        align: register the frames to the middle one first (``focalcli.align``; the outputs keep the frame size).
         progress: called with ``(done, total)``.
         **options: method options (classic: ``measure``, ``window``, ``smooth``).
 
     Raises:
-        InputError: the stack cannot be read.
+        InputError: the stack cannot be read, or (``align``) a frame cannot be registered.
         ValueError: unknown method.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if isinstance(stack, str | os.PathLike):
         stack = scan_stack(stack)
+    if align:
+        from focalcli.align import align_stack
+
+        stack = align_stack(stack, crop=False, progress=progress)
     return METHODS[method](stack, aif=aif, progress=progress, **options)
 
 

@@ -54,9 +54,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import fuse, info, predict
+    from focalcli.cli import align, fuse, info, predict
 
-    for module in (info, predict, fuse):
+    for module in (info, predict, fuse, align):
         module.register(app)
 
 

@@ -23,6 +23,7 @@ def predict(
     measure: str = typer.Option("laplacian", "--measure", help="Focus measure: laplacian, tenengrad, variance."),
     window: int | None = typer.Option(None, "--window", min=3, help="Focus-measure window (px); default by size."),
     smooth: float = typer.Option(0.0, "--smooth", min=0.0, help="Confidence-weighted smoothing sigma (px)."),
+    align: bool = typer.Option(False, "--align", help="Register the frames first (as `focal align`, uncropped)."),
     depth_format: str = typer.Option("png", "--format", help="Batch only: depth file format (png, npy, tiff)."),
     overwrite: bool = overwrite_option(),
     as_json: bool = json_option(),
@@ -37,7 +38,7 @@ def predict(
 
     if measure not in MEASURES:
         raise typer.BadParameter(f"use one of {', '.join(MEASURES)}", param_hint="--measure")
-    options = {"measure": measure, "window": window, "smooth": smooth}
+    options = {"measure": measure, "window": window, "smooth": smooth, "align": align}
     if lib.is_batch_input(stack):
         if depth_format not in ("png", "npy", "tiff", "tif"):
             raise typer.BadParameter("use png, npy or tiff", param_hint="--format")

@@ -38,6 +38,7 @@ __all__ = [
     "read_stack",
     "scan_stack",
     "write_stack",
+    "write_stack_json",
 ]
 
 STACK_JSON = "stack.json"
@@ -324,15 +325,35 @@ def write_stack(
     names = [Path(n).stem + extension for n in stack.names]
     for name, frame in zip(names, stack.frames, strict=True):
         write_image(folder / name, frame.permute(1, 2, 0).float().cpu().numpy(), bit_depth=stack.bit_depth)
-    meta: dict = {"frames": names}
-    if stack.focus_distances_m is not None:
-        meta["focus_distances_m"] = [round(float(d), 6) for d in stack.focus_distances_m]
-    if stack.camera.to_json():
-        meta["camera"] = stack.camera.to_json()
-    meta.update(extra or {})
-    with atomic_path(folder / STACK_JSON) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    distances = stack.focus_distances_m.tolist() if stack.focus_distances_m is not None else None
+    write_stack_json(folder, names, distances, stack.camera, extra=extra)
     return folder
+
+
+def write_stack_json(folder: str | os.PathLike, names: Sequence[str], focus_distances_m: Sequence[float] | None,
+                     camera: Camera, *, extra: dict | None = None) -> Path:
+    """Write a stack folder's ``stack.json`` (atomically) for frames already in ``folder``.
+
+    Args:
+        folder: the stack folder.
+        names: frame file names, near to far.
+        focus_distances_m: one per frame, or None when unknown.
+        camera: optics; unknown fields are left out.
+        extra: additional top-level keys (e.g. how the stack was made).
+
+    Returns:
+        The path of ``stack.json``.
+    """
+    meta: dict = {"frames": list(names)}
+    if focus_distances_m is not None:
+        meta["focus_distances_m"] = [round(float(d), 6) for d in focus_distances_m]
+    if camera.to_json():
+        meta["camera"] = camera.to_json()
+    meta.update(extra or {})
+    path = Path(folder) / STACK_JSON
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def is_stack_folder(folder: Path) -> bool:

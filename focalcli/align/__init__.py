@@ -1,0 +1,17 @@
+"""Registration of raw focal stacks: focus breathing, handheld shake and exposure drift."""
+
+from focalcli.align.register import MODELS, AlignConfig, FrameTransform, Registration, register_stack
+from focalcli.align.stack import align_folder, align_stack
+from focalcli.align.warp import valid_box, warp_frame
+
+__all__ = [
+    "MODELS",
+    "AlignConfig",
+    "FrameTransform",
+    "Registration",
+    "align_folder",
+    "align_stack",
+    "register_stack",
+    "valid_box",
+    "warp_frame",
+]
