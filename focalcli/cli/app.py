@@ -50,9 +50,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import fuse, info, predict
+    from focalcli.cli import fuse, info, predict, synth
 
-    for module in (info, predict, fuse):
+    for module in (info, predict, fuse, synth):
         module.register(app)
 
 
