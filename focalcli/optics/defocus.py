@@ -237,10 +237,11 @@ def _gather(img, q, fq, gain, *, psf, power, layers, max_layers, step_px):
     M = 1 if rmax <= 0 else max(2, _count(rmax, layers, max_layers, step_px))
     if M == 1:
         return img[None].expand(radius.shape[0], -1, -1, -1).clone()
-    ladder = torch.linspace(0.0, rmax, M, device=img.device, dtype=img.dtype)  # (M,) blur radii
+    top = radius.max()  # kept in the graph: the ladder scales with the gain
+    ladder = torch.linspace(0.0, 1.0, M, device=img.device, dtype=img.dtype) * top  # (M,) blur radii
     half = _support(rmax, psf)
     copies = blur_each(img[None].expand(M, -1, -1, -1), psf_kernels(ladder, half, psf, power))  # (M, C, H, W)
-    pos = radius / rmax * (M - 1)  # (N, H, W) continuous ladder index
+    pos = radius / top * (M - 1)  # (N, H, W) continuous ladder index
     lo = pos.detach().floor().clamp(0, M - 2)
     t = (pos - lo)[:, None]  # (N, 1, H, W)
     lo = lo.long()
