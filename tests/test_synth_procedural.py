@@ -11,7 +11,7 @@ def test_dead_leaves_is_seeded_and_valid():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
     rgb, depth = a
     assert rgb.shape == (3, 48, 64) and depth.shape == (1, 48, 64)
-    assert 0 <= float(rgb.min()) and float(rgb.max()) <= 1
+    assert float(rgb.min()) >= 0 and float(rgb.max()) <= 1
     assert float(depth.min()) >= 0.5 * 0.8 and float(depth.max()) <= 5.0 * 1.2 + 1e-4
     # sharp occlusions: large depth jumps between neighbouring pixels exist
     jumps = (depth[..., 1:] / depth[..., :-1]).log().abs()

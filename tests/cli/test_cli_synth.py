@@ -45,7 +45,8 @@ def test_synth_writes_the_contract_layout(rgbd, tmp_path):
     assert meta["camera"] == {"focal_length_mm": 50.0, "f_number": 2.0, "pixel_pitch_um": 1125.0}  # 36 mm / 32 px
     assert meta["focus_distances_m"] == sorted(meta["focus_distances_m"])
     depth = np.load(out / "one" / "depth.npy")
-    assert depth.dtype == np.float32 and depth.shape == (H, W) and depth[0, 0] == 0 and depth[5, 5] == pytest.approx(0.8)
+    assert depth.dtype == np.float32 and depth.shape == (H, W)
+    assert depth[0, 0] == 0 and depth[5, 5] == pytest.approx(0.8)
     assert (out / "one" / "aif.png").is_file()
     assert np.load(out / "procedural__00000" / "depth.npy").shape == (30, 40)
     manifest = json.loads((out / "manifest.json").read_text())
