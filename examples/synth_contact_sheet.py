@@ -18,7 +18,8 @@ from focalcli.io.images import read_image, write_image
 
 def _tile(img: np.ndarray, height: int, label: str) -> np.ndarray:
     h, w = img.shape[:2]
-    img = cv2.resize(img, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
+    scale = min(height / h, 1.5 * height / w)  # fit a height x 1.5 height box
+    img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     img = np.ascontiguousarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))  # putText draws on 8 bit
     for color, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
         cv2.putText(img, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, color, thick, cv2.LINE_AA)
