@@ -1,6 +1,6 @@
 """Contact sheet of ``focal synth`` output: per scene, the nearest and farthest frame and the GT depth.
 
-    python examples/synth_contact_sheet.py OUT sheet.png [--scenes NAME ...] [--height 180]
+    python examples/synth_contact_sheet.py OUT sheet.png [--scenes NAME ...] [--height 180] [--colors 256]
 """
 
 from __future__ import annotations
@@ -53,9 +53,17 @@ def main() -> None:
     ap.add_argument("sheet", type=Path, help="the PNG to write")
     ap.add_argument("--scenes", nargs="*", help="scene names (default: the first 6)")
     ap.add_argument("--height", type=int, default=180, help="tile height (px)")
+    ap.add_argument("--colors", type=int, default=0, help="palette PNG with this many colours (small files); 0 = RGB")
     args = ap.parse_args()
     names = args.scenes or [s["name"] for s in json.loads((args.out / "manifest.json").read_text())["scenes"]][:6]
-    write_image(args.sheet, sheet(args.out, names, args.height))
+    image = sheet(args.out, names, args.height)
+    if args.colors:
+        from PIL import Image
+
+        rgb = Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+        rgb.quantize(args.colors, method=Image.Quantize.MEDIANCUT).save(args.sheet, optimize=True)
+    else:
+        write_image(args.sheet, image)
 
 
 if __name__ == "__main__":

@@ -197,7 +197,13 @@ def find_rgbd(root: str | os.PathLike, depth_scale: float | None = None) -> list
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
     scenes: list[RGBDScene] = []
-    for d, subdirs, _ in os.walk(root):
+    seen: set[str] = set()
+    for d, subdirs, _ in os.walk(root, followlinks=True):  # symlinked datasets are common
+        real = os.path.realpath(d)
+        if real in seen:  # a link cycle
+            subdirs[:] = []
+            continue
+        seen.add(real)
         subdirs[:] = sorted(s for s in subdirs if not s.startswith("."))
         found, stop = _scenes_in(root, Path(d), depth_scale)
         scenes.extend(found)

@@ -245,7 +245,8 @@ def _layered(img, q, fq, gain, *, psf, power, layers, max_layers, step_px, min_c
     # At level k the layer is area-downsampled by s = 2^k, blurred, and bilinearly upsampled; the two resamplings
     # add s^2/4 of variance per axis, which the coarse radius takes off (a disk of radius r has r^2/4).
     scale = (2.0 ** level).to(radii.dtype)
-    coarse = torch.where(level > 0, torch.sqrt((radii**2 / scale**2 - 1.0).clamp_min(0.0)), radii)  # (N, L)
+    safe = torch.where(level > 0, radii**2 / scale**2 - 1.0, torch.ones_like(radii)).clamp_min(1e-12)  # no NaN grads
+    coarse = torch.where(level > 0, torch.sqrt(safe), radii)  # (N, L) radius at the blur's own level
     plans = {}
     for k in torch.unique(level).tolist():
         src = _downsample(rgba, 2**k)  # (L, C+1, h, w)
