@@ -155,3 +155,15 @@ def test_shared_rgbd_scenes_all_decode(shared_data):
         sample = load_rgbd(s)
         valid = sample.depth[sample.depth > 0]
         assert valid.numel() > 0 and float(valid.max()) < 200, s.name
+
+
+def test_symlinked_scenes_are_found_and_cycles_ignored(tmp_path):
+    data = tmp_path / "data" / "Aloe"
+    data.mkdir(parents=True)
+    write_image(data / "view1.png", _rgb())
+    cv2.imwrite(str(data / "disp1.png"), np.full((H, W), 40, np.uint8))
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "Aloe").symlink_to(data, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    assert [s.name for s in find_rgbd(root)] == ["Aloe"]
