@@ -107,6 +107,11 @@ def test_synth_bad_input(rgbd, tmp_path):
     r = _run("--rgbd", rgbd, "-o", out, "--workers", 1)
     assert r.exit_code == 3 and "two: depth map has no valid values" in r.output
     assert not (out / "two").exists() and not list(out.glob(".*"))
+    (rgbd / "rgb" / "two.png").write_bytes(b"not a png")
+    r = _run("--rgbd", rgbd, "-o", out, "--workers", 1)
+    assert r.exit_code == 3 and "two.png: not a readable image" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (out / "two").exists() and not list(out.glob(".*"))
 
 
 def test_synth_bad_options(rgbd, tmp_path):
