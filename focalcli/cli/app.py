@@ -54,9 +54,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import align, fuse, info, predict
+    from focalcli.cli import align, fuse, info, predict, synth
 
-    for module in (info, predict, fuse, align):
+    for module in (info, predict, fuse, align, synth):
         module.register(app)
 
 

@@ -1,0 +1,29 @@
+"""Synthetic focal stacks from RGB-D data and procedural scenes (``focal synth`` and on-the-fly training data).
+
+On the fly, in a data loader (CPU or GPU; the device follows the tensors)::
+
+    g = torch.Generator().manual_seed(seed + worker_id)
+    params = sample_params(g, depth, SamplingRanges(crop=(256, 256)))  # everything drawn is recorded in params
+    stack, gt = render_sample(rgb, depth, params, generator=g)        # FocalStack + cropped/flipped GT depth
+"""
+
+from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
+from focalcli.synth.render import SynthConfig, render_frames, render_sample, render_stack
+from focalcli.synth.sampling import SampleParams, SamplingRanges, fixed_params, parse_schedule, sample_params
+from focalcli.synth.writer import SynthJob, synthesize
+
+__all__ = [
+    "DeadLeavesConfig",
+    "SampleParams",
+    "SamplingRanges",
+    "SynthConfig",
+    "SynthJob",
+    "dead_leaves",
+    "fixed_params",
+    "parse_schedule",
+    "render_frames",
+    "render_sample",
+    "render_stack",
+    "sample_params",
+    "synthesize",
+]
