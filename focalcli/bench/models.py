@@ -1,6 +1,6 @@
 """``python -m focalcli.bench models``: parameters, seconds per stack and the time share of each part, per preset.
 
-Each preset runs a random ``frames``-frame stack at each size under ``torch.inference_mode`` (one warm-up, then
+Each preset (random weights, or ``--weights FILE``: an exported model) runs a random ``frames``-frame stack at each size under ``torch.inference_mode`` (one warm-up, then
 the median of ``repeats``). Part shares come from forward hooks on stem, encoder (with the focus embedding),
 fusion and decoder (with the head). With ``--precision bf16`` every case also runs in fp32 on the same input, and
 the speed-up and the differences of the depth maps are reported: max and mean of |bf16 - fp32| / fp32, and the
@@ -76,6 +76,7 @@ def _run(model, frames, distances, precision, repeats, device):
 
 def models(
     presets: str = typer.Option("", "--presets", help="Comma-separated preset names (default: all)."),
+    weights: str = typer.Option("", "--weights", help="Benchmark this exported model file instead of the presets."),
     skip: str = typer.Option("", "--skip", help="Comma-separated presets to leave out (e.g. the slow base)."),
     sizes: str = typer.Option("384,256", "--sizes", help="Comma-separated square input sizes."),
     frames: int = typer.Option(10, "--frames", min=1, help="Frames per stack."),
@@ -83,6 +84,7 @@ def models(
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (also runs fp32 to compare) or fp16."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:K."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and input."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON on stdout."),
 ) -> None:
     """Inference time per stack and per part for each model preset."""
@@ -90,22 +92,25 @@ def models(
 
     from focalcli.models import build_model, count_parameters, preset_names
     from focalcli.runtime import resolve_device
+    from focalcli.weights import load_model
 
     dev = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
     names = [n.strip() for n in presets.split(",") if n.strip()] or preset_names()
-    names = [n for n in names if n not in {s.strip() for s in skip.split(",")}]
+    names = [weights] if weights else [n for n in names if n not in {s.strip() for s in skip.split(",")}]
     rows = []
     for name in names:
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        model = build_model(name).to(dev).eval()
+        model = (load_model(name) if weights else build_model(name)).to(dev).eval()
         aware = model.config.focus_distance_aware
         for size in (int(s) for s in sizes.split(",")):
             x = torch.rand(1, frames, 3, size, size, generator=gen).to(dev)
             fd = (1.0 / torch.linspace(1 / 0.2, 1 / 2.0, frames))[None].to(dev) if aware else None
             con.info(f"{name} {size}x{size} x{frames} ({precision})")
             depth, seconds, shares = _run(model, x, fd, precision, repeats, dev)
-            row = {"preset": name, "params": count_parameters(model), "size": size, "frames": frames,
+            row = {"preset": model.config.name if weights else name, "params": count_parameters(model), "size": size, "frames": frames,
                    "precision": precision, "device": str(dev), "threads": torch.get_num_threads(),
                    "seconds": round(seconds, 4), "shares": {k: round(v, 3) for k, v in shares.items()}}
             if precision != "fp32":
