@@ -1,11 +1,11 @@
 """``python -m focalcli.bench models``: parameters, seconds per stack and the time share of each part, per preset.
 
-Each preset (random weights, or ``--weights FILE``: an exported model) runs a random ``frames``-frame stack at each size under ``torch.inference_mode`` (one warm-up, then
-the median of ``repeats``). Part shares come from forward hooks on stem, encoder (with the focus embedding),
-fusion and decoder (with the head). With ``--precision bf16`` every case also runs in fp32 on the same input, and
-the speed-up and the differences of the depth maps are reported: max and mean of |bf16 - fp32| / fp32, and the
-max of |bf16 - fp32| over the fp32 map's range (max - min), which is the stricter one for an untrained model whose
-depth varies little across the image.
+Each preset (random weights; or ``--weights FILE``, an exported model) runs a random ``frames``-frame stack at each
+size under ``torch.inference_mode`` (one warm-up, then the median of ``repeats``). Part shares come from forward
+hooks on stem, encoder (with the focus embedding), fusion and decoder (with the head). With ``--precision bf16``
+every case also runs in fp32 on the same input, and the speed-up and the differences of the depth maps are
+reported: max and mean of |bf16 - fp32| / fp32, and the max of |bf16 - fp32| over the fp32 map's range
+(max - min), the stricter one for an untrained model whose depth varies little across the image.
 """
 
 from __future__ import annotations
@@ -110,8 +110,8 @@ def models(
             fd = (1.0 / torch.linspace(1 / 0.2, 1 / 2.0, frames))[None].to(dev) if aware else None
             con.info(f"{name} {size}x{size} x{frames} ({precision})")
             depth, seconds, shares = _run(model, x, fd, precision, repeats, dev)
-            row = {"preset": model.config.name if weights else name, "params": count_parameters(model), "size": size, "frames": frames,
-                   "precision": precision, "device": str(dev), "threads": torch.get_num_threads(),
+            row = {"preset": model.config.name if weights else name, "params": count_parameters(model), "size": size,
+                   "frames": frames, "precision": precision, "device": str(dev), "threads": torch.get_num_threads(),
                    "seconds": round(seconds, 4), "shares": {k: round(v, 3) for k, v in shares.items()}}
             if precision != "fp32":
                 ref, ref_seconds, _ = _run(model, x, fd, "fp32", repeats, dev)
