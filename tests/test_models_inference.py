@@ -39,3 +39,14 @@ def test_bad_precision():
         predict_depth(model, frames, precision="int4")
     with pytest.raises(ConfigError, match="bf16"):
         predict_depth(model, frames, precision="fp16")
+
+
+def test_bf16_keeps_the_residual_stream_and_the_focus_head_in_float32():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**MICRO, focus_distance_aware=True)).eval()
+    frames, fd = stack(1, 3, 32, 32)
+    seen = {}
+    model.encoder.register_forward_hook(lambda m, a, out: seen.__setitem__("encoder", out[-1].dtype))
+    model.head.register_forward_hook(lambda m, a, out: seen.__setitem__("head", out[0].dtype))
+    predict_depth(model, frames, fd, precision="bf16")
+    assert seen == {"encoder": torch.float32, "head": torch.float32}

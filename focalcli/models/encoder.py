@@ -129,10 +129,13 @@ class ViTEncoder(nn.Module):
         B, C, h4, w4 = feats.shape
         x = self.patch(feats)  # (B, D, h, w)
         h, w = x.shape[-2:]
-        x = x.flatten(2).transpose(1, 2)  # (B, T, D)
+        # The residual stream stays in the parameters' precision (float32) under autocast: only the matmuls run in
+        # bf16/fp16. The focus cue is a small change of the tokens through the stack, below bf16's resolution of
+        # the full token.
+        x = x.flatten(2).transpose(1, 2).to(self.pos.dtype)  # (B, T, D)
         pooled = F.adaptive_avg_pool2d(feats, self.global_grid).flatten(1)  # (B, C * g * g)
         glob = self.global_mlp(pooled)  # (B, D)
-        x = x + self.position(h, w).to(x.dtype) + glob[:, None, :]  # (B, T, D)
+        x = x + self.position(h, w) + glob[:, None, :]  # (B, T, D)
         out = []
         for i, block in enumerate(self.blocks, start=1):
             x = block(x)

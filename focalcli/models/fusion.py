@@ -23,7 +23,7 @@ The root mean square of the scores over a stack is 1 whatever the width, the ini
 stage, so the paper's 0.4 reads: "this token changes through the stack by less than 40 % of the stack's typical
 change" -> not activated (flat, textureless regions, where focus says nothing and the mean is right); the rest
 (texture and edges passing through focus) go through the LSTM. A stack whose frames do not change at all (or
-N = 1, or a single token per frame) activates nothing: the RMS change has a floor of 1e-3 per channel. A negative
+N = 1, or a single token per frame) activates nothing: the RMS change has a floor of 1e-5 per channel. A negative
 threshold sends every token through the LSTM.
 
 Everything is batched: the activated tokens of every position are gathered to the front of their sequence (stack
@@ -55,11 +55,12 @@ def activation_scores(x: torch.Tensor) -> torch.Tensor:
         ``(B, N, T, D) -> (B, N, T)``.
     """
     D = x.shape[-1]
-    z = F.layer_norm(x.float(), (D,))  # (B, N, T, D), float32 so the threshold does not depend on precision
-    z = z - z.mean(dim=2, keepdim=True)  # (B, N, T, D): frame-wide part removed
-    change = (z - z.mean(dim=1, keepdim=True)).norm(dim=-1)  # (B, N, T)
-    rms = change.square().mean(dim=(1, 2), keepdim=True).sqrt()  # (B, 1, 1)
-    return change / rms.clamp_min(1e-3 * math.sqrt(D))  # (B, N, T)
+    with torch.autocast(x.device.type, enabled=False):  # float32 whatever the caller's autocast
+        z = F.layer_norm(x.float(), (D,))  # (B, N, T, D)
+        z = z - z.mean(dim=2, keepdim=True)  # (B, N, T, D): frame-wide part removed
+        change = (z - z.mean(dim=1, keepdim=True)).norm(dim=-1)  # (B, N, T)
+        rms = change.square().mean(dim=(1, 2), keepdim=True).sqrt()  # (B, 1, 1)
+        return change / rms.clamp_min(1e-5 * math.sqrt(D))  # (B, N, T)
 
 
 def group_pool(x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
