@@ -47,6 +47,6 @@ def test_bf16_keeps_the_residual_stream_and_the_focus_head_in_float32():
     frames, fd = stack(1, 3, 32, 32)
     seen = {}
     model.encoder.register_forward_hook(lambda m, a, out: seen.__setitem__("encoder", out[-1].dtype))
-    model.head.register_forward_hook(lambda m, a, out: seen.__setitem__("head", out[0].dtype))
+    model.head.query.register_forward_hook(lambda m, a, out: seen.__setitem__("head", out.dtype))
     predict_depth(model, frames, fd, precision="bf16")
     assert seen == {"encoder": torch.float32, "head": torch.float32}
