@@ -128,8 +128,7 @@ class LatentStackFusion(nn.Module):
             order = order[:, :L]  # (R, L)
             g = seq[rows]  # (R, N, D)
             if frame_embedding is not None:
-                emb = frame_embedding[:, None].expand(B, T, N, D).reshape(B * T, N, D)  # (BT, N, D)
-                g = g + emb[rows].to(g.dtype)
+                g = g + frame_embedding[rows // T].to(g.dtype)  # (R, N, D); row r is batch element r // T
             g = g.gather(1, order[..., None].expand(-1, -1, D))  # (R, L, D)
             h, _ = self.lstm(g)  # (R, L, hidden)
             y = self.proj(h)  # (R, L, D)
