@@ -54,9 +54,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import align, fuse, info, predict, synth
+    from focalcli.cli import align, fuse, info, models, predict, synth
 
-    for module in (info, predict, fuse, align, synth):
+    for module in (info, predict, fuse, align, synth, models):
         module.register(app)
 
 
