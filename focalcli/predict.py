@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from focalcli.errors import InputError, OutputError
+from focalcli.errors import ConfigError, InputError, OutputError
 from focalcli.focus.depth import DepthResult
 from focalcli.io.atomic import atomic_path, check_output
 from focalcli.io.depth import DEPTH_SUFFIXES, write_depth, write_preview
@@ -29,6 +29,11 @@ __all__ = ["METHODS", "PredictOutputs", "is_batch_input", "plan_batch", "predict
 AIF_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 CONFIDENCE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 Progress = Callable[[int, int], None]
+UNIT_NOTES = {
+    "m": "depth in metres",
+    "frame_index": "focus distances unknown: depth is in frame-index units, 1 = nearest frame, N = farthest",
+    "relative": "focus distances unknown: depth is relative (right in order and shape, not in scale)",
+}
 
 
 def _classic(stack, *, aif: bool, progress: Progress | None = None, **options) -> DepthResult:
@@ -37,8 +42,14 @@ def _classic(stack, *, aif: bool, progress: Progress | None = None, **options) -
     return depth_from_focus(stack, aif=aif, progress=progress, **options)
 
 
-# name -> callable(stack, *, aif, progress, **options) -> DepthResult. Learned models register here too.
-METHODS: dict[str, Callable[..., DepthResult]] = {"classic": _classic}
+def _model(stack, *, aif: bool, progress: Progress | None = None, **options) -> DepthResult:
+    from focalcli.learned import depth_from_model
+
+    return depth_from_model(stack, aif=aif, progress=progress, **options)
+
+
+# name -> callable(stack, *, aif, progress, **options) -> DepthResult
+METHODS: dict[str, Callable[..., DepthResult]] = {"classic": _classic, "model": _model}
 
 
 def predict(stack: StackFolder | str | os.PathLike, *, method: str = "classic", aif: bool = False,
@@ -51,7 +62,8 @@ def predict(stack: StackFolder | str | os.PathLike, *, method: str = "classic", 
         aif: also compute the all-in-focus image.
         align: register the frames to the middle one first (``focalcli.align``; the outputs keep the frame size).
         progress: called with ``(done, total)``.
-        **options: method options (classic: ``measure``, ``window``, ``smooth``).
+        **options: method options (classic: ``measure``, ``window``, ``smooth``; model: ``weights``, ``device``,
+            ``precision``, ``max_size``).
 
     Raises:
         InputError: the stack cannot be read, or (``align``) a frame cannot be registered.
@@ -117,6 +129,8 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
     """
     sf = stack if isinstance(stack, StackFolder) else scan_stack(stack)
     outputs.check(overwrite)
+    if outputs.confidence is not None and method != "classic":
+        raise ConfigError(f"--confidence is available with --method classic only, not {method!r}")
     result = predict(sf, method=method, aif=outputs.aif is not None, progress=progress, **options)
     meta = {
         "stack": str(sf.path),
@@ -124,12 +138,12 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
         "width": sf.info.width,
         "height": sf.info.height,
         "method": method,
-        "options": {k: v for k, v in options.items() if v is not None},
+        "options": {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in options.items()
+                    if v is not None},
         "units": result.units,
         "focus_distances_m": list(sf.focus_distances_m) if sf.focus_distances_m else None,
         "depth_png_scale": 1000.0,
-        "note": "depth in metres" if result.metric else
-        "focus distances unknown: depth is in frame-index units, 1 = nearest frame, N = farthest",
+        "note": UNIT_NOTES[result.units],
     }
     write_depth(outputs.depth, result.depth)
     with atomic_path(outputs.sidecar) as tmp:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from focalcli.cli import console as con
-from focalcli.cli.options import json_option, overwrite_option
+from focalcli.cli.options import device_option, json_option, overwrite_option
 
 
 def predict(
@@ -19,7 +19,13 @@ def predict(
     confidence: str | None = typer.Option(None, "--confidence", help="Also write the per-pixel confidence "
                                           "(.npy/.tiff float, .png 16-bit); for a batch, a file name."),
     preview: bool = typer.Option(False, "--preview", help="Also write a turbo colour preview, OUT_preview.png."),
-    method: str = typer.Option("classic", "--method", help="Depth method: classic (focus measure peak)."),
+    method: str = typer.Option("classic", "--method", help="Depth method: classic (focus-measure peak) or model "
+                               "(a trained FocDepthFormer, see --weights)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Model file from focal export (--method model); "
+                                        "default: the weights shipped with focal."),
+    device: str = device_option(),
+    precision: str = typer.Option("fp32", "--precision", help="Model precision: fp32, bf16 (CPU/GPU), fp16 (GPU)."),
+    max_size: int = typer.Option(512, "--max-size", min=32, help="Model working resolution: longest side (px)."),
     measure: str = typer.Option("laplacian", "--measure", help="Focus measure: laplacian, tenengrad, variance."),
     window: int | None = typer.Option(None, "--window", min=3, help="Focus-measure window (px); default by size."),
     smooth: float = typer.Option(0.0, "--smooth", min=0.0, help="Confidence-weighted smoothing sigma (px)."),
@@ -38,7 +44,15 @@ def predict(
 
     if measure not in MEASURES:
         raise typer.BadParameter(f"use one of {', '.join(MEASURES)}", param_hint="--measure")
-    options = {"measure": measure, "window": window, "smooth": smooth, "align": align}
+    if method == "classic":
+        options = {"measure": measure, "window": window, "smooth": smooth, "align": align}
+    else:
+        from focalcli.runtime import resolve_device
+
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise typer.BadParameter("use fp32, bf16 or fp16", param_hint="--precision")
+        options = {"weights": weights, "device": resolve_device(device), "precision": precision,
+                   "max_size": max_size, "align": align}
     if lib.is_batch_input(stack):
         if depth_format not in ("png", "npy", "tiff", "tif"):
             raise typer.BadParameter("use png, npy or tiff", param_hint="--format")
@@ -64,8 +78,8 @@ def predict(
                                               progress=advance, **options)]
     for s in summaries:
         if s["units"] != "m":
-            con.info(f"[yellow]note:[/yellow] {s['stack']}: focus distances unknown, depth is in frame-index units "
-                     "(1 = nearest frame); add focus_distances_m to stack.json for metres")
+            con.info(f"[yellow]note:[/yellow] {s['stack']}: {s['note']}; add focus_distances_m to stack.json "
+                     "for metres")
         con.info(f"wrote {', '.join(s['outputs'].values())}")
     if as_json:
         con.print_json(summaries if len(summaries) > 1 else summaries[0])

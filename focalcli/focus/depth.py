@@ -29,13 +29,15 @@ class DepthResult:
 
     Attributes:
         depth: HxW float32; metres when ``units == "m"``, else 1-based frame-index units.
-        confidence: HxW float32 in [0, 1]; how peaked the focus curve is (0 = no evidence).
-        units: ``"m"`` or ``"frame_index"``.
+        confidence: HxW float32 in [0, 1]; how peaked the focus curve is (0 = no evidence); None where a method
+            has no such measure.
+        units: ``"m"``, ``"frame_index"`` (classic without focus distances) or ``"relative"`` (a learned model
+            without focus distances).
         aif: HxWx3 float32 all-in-focus image in [0, 1], when it was asked for.
     """
 
     depth: np.ndarray
-    confidence: np.ndarray
+    confidence: np.ndarray | None
     units: str
     aif: np.ndarray | None = None
 

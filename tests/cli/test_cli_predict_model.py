@@ -1,0 +1,61 @@
+"""focal predict --method model: a trained (here: random micro) FocDepthFormer exported with focal's weights."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from focalcli.cli.app import app
+from focalcli.io.depth import read_depth
+from focalcli.weights import export_model
+from tests.cli.test_cli_predict import assert_one_line_error
+from tests.models_common import micro
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def micro_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "micro.safetensors"
+    export_model(micro(True), path, trained_on="nothing (test)")
+    return path
+
+
+def test_model_method_metric_with_focus_distances(plane_stack, tmp_path, micro_weights):
+    folder, gt = plane_stack
+    r = runner.invoke(app, ["predict", str(folder), "-o", str(tmp_path / "d.npy"), "--method", "model",
+                            "--weights", str(micro_weights), "--aif", str(tmp_path / "aif.png"), "--json",
+                            "--max-size", "64"])
+    assert r.exit_code == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["units"] == "m" and s["method"] == "model" and s["options"]["weights"] == str(micro_weights)
+    d = np.load(tmp_path / "d.npy")
+    assert d.shape == gt.shape and np.isfinite(d).all() and d.min() > 0
+    # the metric head is a softmax over the frames' diopters: depth stays within the schedule
+    fd = json.loads((folder / "stack.json").read_text())["focus_distances_m"]
+    assert min(fd) - 1e-3 <= d.min() and d.max() <= max(fd) + 1e-3
+    assert (tmp_path / "aif.png").is_file()
+
+
+def test_model_method_relative_without_focus_distances(tiny_stack, tmp_path, micro_weights):
+    r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method", "model",
+                            "--weights", str(micro_weights)])
+    assert r.exit_code == 0, r.stderr
+    assert "relative" in r.stderr
+    assert read_depth(tmp_path / "d.png").shape == (32, 40)
+    assert json.loads((tmp_path / "d.json").read_text())["units"] == "relative"
+
+
+def test_model_method_errors(tiny_stack, tmp_path, micro_weights):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    assert_one_line_error(runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method",
+                                              "model", "--weights", str(bad)]), 5, "bad.safetensors")
+    assert not (tmp_path / "d.png").exists()
+    r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method", "model",
+                            "--weights", str(micro_weights), "--confidence", str(tmp_path / "c.npy")])
+    assert_one_line_error(r, 4, "--method classic only")
+    r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method", "model",
+                            "--weights", str(micro_weights), "--precision", "fp64"])
+    assert r.exit_code == 2
