@@ -54,8 +54,13 @@ def _run(stack, *, measure: str, window: int | None, smooth: float, depth: bool,
     tracker = PeakTracker()
     fuser = PyramidFuser(h, w) if aif else None
     for i, frame in enumerate(_frames(stack)):
-        frame = to_float(frame)
-        m = focus_measure(to_gray(frame), measure, window)
+        if fuser is None and frame.dtype != np.float32:  # depth only: scale the gray image, not three channels
+            gray = to_gray(frame.astype(np.float32))
+            gray *= 1.0 / np.iinfo(frame.dtype).max
+        else:
+            frame = to_float(frame)
+            gray = to_gray(frame)
+        m = focus_measure(gray, measure, window)
         if depth:
             tracker.update(m)
         if fuser is not None:

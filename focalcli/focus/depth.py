@@ -10,7 +10,9 @@ Frames are consumed one at a time, so memory stays at a few HxW maps whatever th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -101,9 +103,13 @@ class PeakTracker:
         confidence = np.empty(self.best.shape, np.float32)
         # noise floor: the typical energy of a pixel's most defocused frame (sensor noise, JPEG artefacts)
         floor = _NOISE_FACTOR * float(np.median(self.low.ravel()[:: max(1, self.low.size // 65536)])) + _EPS
-        for r in range(0, peak.shape[0], _ROWS):  # row blocks keep the temporaries small for large frames
+        def block(r: int) -> None:
             rows = slice(r, r + _ROWS)
             peak[rows], confidence[rows] = self._refine(positions, rows, floor)
+
+        # row blocks keep the temporaries small for large frames; numpy releases the GIL, so threads use every core
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(block, range(0, peak.shape[0], _ROWS)))
         return peak, confidence
 
     def _refine(self, positions: np.ndarray, rows: slice, floor: float) -> tuple[np.ndarray, np.ndarray]:
