@@ -50,9 +50,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import evaluate, fuse, info, predict
+    from focalcli.cli import evaluate, fuse, info, models, predict
 
-    for module in (info, predict, fuse, evaluate):
+    for module in (info, predict, fuse, models, evaluate):
         module.register(app)
 
 

@@ -1,0 +1,132 @@
+"""Latent stack fusion: turns per-frame tokens into one token per position by looking across the focal stack.
+
+Tokens at one spatial position over the N frames (ordered near to far) form a sequence. Following the paper, each
+token is either *activated* or not by thresholding an L2 norm (0.4 in the paper):
+
+- activated tokens go, in stack order, through an LSTM; its outputs (projected back to the token width) are
+  max-pooled over the stack;
+- the other tokens are averaged over the stack;
+- the two results are blended by their counts: ``(sum of the rest + n_activated * pooled LSTM) / N``, so a
+  position where nothing is activated gets the plain stack mean (and N = 1 gives the frame's own token).
+
+**Which norm.** The raw token norm has no fixed scale (it grows through the residual stream), and after a plain
+LayerNorm every token has norm exactly sqrt(width), so neither makes a fixed threshold meaningful. We threshold the
+*focus-dependent* part of the token instead: the activation score of frame n at position t is
+
+    score[n, t] = || z[n, t] - mean_m z[m, t] ||_2 / sqrt(width),   z = LayerNorm(token) (no affine)
+
+i.e. the RMS deviation of the normalised token from its stack mean, in units of the token's own RMS (which is 1
+after LayerNorm). It lies in [0, sqrt(N - 1)] (about [0, 1.4] for typical stacks): 0 where all frames look alike
+at that position (textureless regions: nothing to learn from focus, so averaging is right), and large where the
+frames differ (edges and texture passing through focus). A token is activated when ``score > threshold``; the
+paper's 0.4 therefore reads "differs from the stack mean by more than 40 % of its RMS". A negative threshold sends
+every token through the LSTM.
+
+Everything is batched: the activated tokens of every position are gathered to the front of their sequence (stack
+order kept), one LSTM call runs over all positions that have any (padded to the longest such sequence; the LSTM is
+causal, so trailing padding cannot change the valid outputs, which a mask then selects), and the pooled results are
+scattered back. There is no Python loop over tokens, positions or frames.
+
+The decoder's shallower skip levels are reduced with the same grouping but without the LSTM: max over activated
+tokens, mean over the rest, blended by counts (``group_pool``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LatentStackFusion", "activation_scores", "group_pool"]
+
+
+def activation_scores(x: torch.Tensor) -> torch.Tensor:
+    """RMS deviation of each LayerNorm-ed token from its stack mean (see the module docstring).
+
+    Shape:
+        ``(B, N, T, D) -> (B, N, T)``.
+    """
+    D = x.shape[-1]
+    z = F.layer_norm(x.float(), (D,))  # (B, N, T, D), float32 so the threshold does not depend on precision
+    dev = z - z.mean(dim=1, keepdim=True)  # (B, N, T, D)
+    return dev.norm(dim=-1) / math.sqrt(D)  # (B, N, T)
+
+
+def group_pool(x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """Max over activated tokens and mean over the rest, blended by their counts.
+
+    Args:
+        x: tokens ``(B, N, T, D)``.
+        active: boolean ``(B, N, T)``.
+
+    Shape:
+        ``(B, N, T, D) -> (B, T, D)``.
+    """
+    N = x.shape[1]
+    a = active[..., None]  # (B, N, T, 1)
+    n_act = a.sum(dim=1).to(x.dtype)  # (B, T, 1)
+    top = x.masked_fill(~a, float("-inf")).amax(dim=1)  # (B, T, D); -inf where nothing is activated
+    top = torch.where(n_act > 0, top, torch.zeros_like(top))
+    rest = x.masked_fill(a, 0).sum(dim=1)  # (B, T, D)
+    return (rest + n_act * top) / N
+
+
+class LatentStackFusion(nn.Module):
+    """Token grouping + LSTM across the stack (see the module docstring).
+
+    Args:
+        width: token width D.
+        hidden: LSTM hidden size.
+        layers: LSTM layers.
+        threshold: activation threshold on ``activation_scores`` (the paper's 0.4); negative: every token.
+
+    Shape:
+        - Input: a list of per-level tokens, each ``(B, N, T, D)``; the last level is the encoder output.
+        - Output: a list of the same length, each ``(B, T, D)``: the last level fused with the LSTM, the others
+          with ``group_pool``.
+    """
+
+    def __init__(self, *, width: int, hidden: int, layers: int, threshold: float):
+        super().__init__()
+        self.threshold = threshold
+        self.lstm = nn.LSTM(width, hidden, num_layers=layers, batch_first=True)
+        self.proj = nn.Linear(hidden, width)
+
+    def active(self, x: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(B, N, T)``: which tokens are activated."""
+        if self.threshold < 0:
+            return torch.ones(x.shape[:3], dtype=torch.bool, device=x.device)
+        return activation_scores(x) > self.threshold
+
+    def fuse(self, x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """LSTM fusion of one level. ``x (B, N, T, D)``, ``active (B, N, T)`` -> ``(B, T, D)``."""
+        B, N, T, D = x.shape
+        seq = x.permute(0, 2, 1, 3).reshape(B * T, N, D)  # (BT, N, D): one sequence per position
+        act = active.permute(0, 2, 1).reshape(B * T, N)  # (BT, N)
+        n_act = act.sum(dim=1)  # (BT,)
+        rows = torch.nonzero(n_act > 0).squeeze(1)  # (R,) positions with at least one activated token
+        pooled = seq.new_zeros(B * T, D)  # (BT, D)
+        if rows.numel() > 0:
+            a = act[rows]  # (R, N)
+            steps = torch.arange(N, device=x.device)
+            # activated frames first, each group in stack order: sort by (not activated, frame index)
+            order = ((~a).long() * N + steps).argsort(dim=1)  # (R, N)
+            L = int(n_act.max())
+            order = order[:, :L]  # (R, L)
+            g = seq[rows].gather(1, order[..., None].expand(-1, -1, D))  # (R, L, D)
+            h, _ = self.lstm(g)  # (R, L, hidden)
+            y = self.proj(h)  # (R, L, D)
+            valid = steps[:L] < n_act[rows, None]  # (R, L)
+            y = y.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)  # (R, D)
+            pooled = pooled.index_copy(0, rows, y.to(pooled.dtype))  # (BT, D)
+        rest = seq.masked_fill(act[..., None], 0).sum(dim=1)  # (BT, D)
+        out = (rest + n_act[:, None].to(seq.dtype) * pooled) / N  # (BT, D)
+        return out.view(B, T, D)
+
+    def forward(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
+        *skips, last = levels
+        out = [group_pool(x, self.active(x)) for x in skips]
+        out.append(self.fuse(last, self.active(last)))
+        return out

@@ -1,0 +1,151 @@
+"""Exported model files: safetensors with the model's own config in the header. Never pickle.
+
+A file's ``__metadata__`` (string -> string, as safetensors requires) holds:
+
+- ``format_version``: ``"1"``;
+- ``model``: the preset name (or ``"custom"``);
+- ``config``: the full ``ModelConfig`` as a JSON string;
+- ``focal_version``: the focal version that wrote it;
+- ``trained_on``: free text (data sets, steps), ``"untrained"`` for a fresh model.
+
+Loading rebuilds the model from the file's config and loads the tensors strictly: any problem is a
+``ModelFileError`` with one line saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from focalcli.errors import ConfigError, ModelFileError
+from focalcli.io.atomic import atomic_path, check_output
+
+__all__ = ["FORMAT_VERSION", "export_model", "list_models", "load_model", "read_metadata", "shipped_weights"]
+
+FORMAT_VERSION = "1"
+_KEYS = ("format_version", "model", "config", "focal_version", "trained_on")
+
+
+def export_model(model, path: str | os.PathLike, *, trained_on: str = "untrained", overwrite: bool = False) -> Path:
+    """Write ``model`` (a ``FocDepthFormer``) to a ``.safetensors`` file, atomically.
+
+    Raises:
+        OutputError: bad extension, missing folder, or the file exists without ``overwrite``.
+    """
+    from safetensors.torch import save_model
+
+    from focalcli import __version__
+
+    model = getattr(model, "module", model)  # unwrap DDP
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    p = check_output(path, overwrite=overwrite, suffixes=(".safetensors",))
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "model": model.config.name,
+        "config": json.dumps(model.config.to_dict(), sort_keys=True),
+        "focal_version": __version__,
+        "trained_on": trained_on,
+    }
+    with atomic_path(p) as tmp:
+        save_model(model, str(tmp), metadata=metadata)
+    return p
+
+
+def _read_header(p: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """``(metadata, {tensor name: shape})`` from a safetensors header, without reading the tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    if not p.is_file():
+        raise ModelFileError(f"{p}: no such model file")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(f"{p}: not a safetensors file ({e})") from e
+    return meta, shapes
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The checked ``__metadata__`` of a focal model file (reads the header only).
+
+    Raises:
+        ModelFileError: missing, not safetensors, not written by focal, or of an unknown format version.
+    """
+    p = Path(path)
+    meta, _ = _read_header(p)
+    missing = [k for k in _KEYS if k not in meta]
+    if missing:
+        raise ModelFileError(f"{p}: not a focal model file (metadata lacks {', '.join(missing)})")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise ModelFileError(f"{p}: model file format {meta['format_version']!r}; this focal reads {FORMAT_VERSION!r}")
+    return dict(meta)
+
+
+def load_model(path: str | os.PathLike, *, device: str | None = None):
+    """Rebuild a ``FocDepthFormer`` from a file's own config and load its weights strictly; in eval mode.
+
+    Args:
+        path: a file written by ``export_model``.
+        device: where to put the weights (default CPU).
+
+    Raises:
+        ModelFileError: see ``read_metadata``; also a config focal cannot build or tensors that do not match it.
+    """
+    from safetensors.torch import load_model as st_load_model
+
+    from focalcli.models.focdepthformer import FocDepthFormer, ModelConfig
+
+    p = Path(path)
+    meta = read_metadata(p)
+    _, shapes = _read_header(p)
+    try:
+        config = ModelConfig.from_dict(json.loads(meta["config"]))
+    except (json.JSONDecodeError, ConfigError, TypeError) as e:
+        raise ModelFileError(f"{p}: its model config cannot be used ({e})") from e
+    model = FocDepthFormer(config=config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = []
+    checks = (("missing", sorted(set(expected) - set(shapes))), ("unexpected", sorted(set(shapes) - set(expected))),
+              ("wrong shape", sorted(k for k in set(expected) & set(shapes) if expected[k] != shapes[k])))
+    for what, keys in checks:
+        if keys:
+            problems.append(f"{len(keys)} {what} tensor(s), e.g. {keys[0]}")
+    if problems:
+        raise ModelFileError(f"{p}: weights do not match model {config.name!r}: {'; '.join(problems)}")
+    st_load_model(model, str(p), strict=True, device=device or "cpu")
+    return model.eval()
+
+
+def shipped_weights(name: str) -> Path | None:
+    """The weights file shipped with focal for preset ``name`` (package data ``focalcli/weights/NAME.safetensors``),
+    or None."""
+    from importlib.resources import files
+
+    candidate = files("focalcli").joinpath("weights", f"{name}.safetensors")
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def list_models() -> list[dict]:
+    """One summary per preset: ``name``, ``params`` (int), ``focus_distance_aware`` (bool), ``input_size`` (int,
+    native square size), ``weights_shipped`` (bool), ``default`` (bool), ``parts`` (parameters per part) and
+    ``description``. Counting happens on the meta device: nothing is allocated."""
+    from focalcli.models.focdepthformer import DEFAULT_MODEL, get_config, preset_doc, preset_names
+    from focalcli.models.inference import parameters_by_part
+
+    rows = []
+    for name in preset_names():
+        config = get_config(name)
+        parts = parameters_by_part(config)
+        rows.append({
+            "name": name,
+            "params": parts.pop("total"),
+            "focus_distance_aware": config.focus_distance_aware,
+            "input_size": config.image_size,
+            "weights_shipped": shipped_weights(name) is not None,
+            "default": name == DEFAULT_MODEL,
+            "parts": parts,
+            "description": preset_doc(name),
+        })
+    return rows
