@@ -50,9 +50,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import evaluate, fuse, info, models, predict
+    from focalcli.cli import evaluate, fuse, info, models, predict, synth
 
-    for module in (info, predict, fuse, models, evaluate):
+    for module in (info, predict, fuse, models, synth, evaluate):
         module.register(app)
 
 

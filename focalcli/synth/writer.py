@@ -1,0 +1,256 @@
+"""Synthetic focal stacks to disk: what ``focal synth`` calls. Parallel, deterministic per seed, resumable.
+
+For each scene NAME it writes ``OUT/NAME/stack/`` (frames + ``stack.json`` with ``focus_distances_m`` and
+``camera``), ``OUT/NAME/depth.npy`` (float32 metres, 0 = invalid), ``OUT/NAME/aif.png`` (the sharp source image)
+and ``OUT/NAME/scene.json`` (source, seed, every parameter), and at the end ``OUT/manifest.json`` listing
+everything. A scene is rendered into ``OUT/.NAME.partial`` and renamed when complete, so ``OUT/NAME`` is always
+whole; a second run skips complete scenes rendered with the same options and redoes partial ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+from focalcli.errors import ConfigError, FocalError, OutputError
+from focalcli.io.atomic import atomic_path
+from focalcli.io.depth import write_depth
+from focalcli.io.images import write_image
+from focalcli.io.rgbd import RGBDScene, find_rgbd, load_rgbd
+from focalcli.io.stack import Camera, write_stack
+from focalcli.optics.thinlens import pixel_pitch_um
+from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
+from focalcli.synth.render import SynthConfig, render_sample
+from focalcli.synth.sampling import fixed_params, parse_schedule
+
+__all__ = ["SCENE_FILES", "SynthJob", "scene_seed", "synthesize"]
+
+SCENE_FILES = ("stack/stack.json", "depth.npy", "aif.png", "scene.json")
+MANIFEST = "manifest.json"
+_TEXTURE_POOL = 8  # procedural textures are cut from the first images of the RGB-D source
+_TEXTURE_SIZE = 384  # longest side of a texture image (px)
+
+
+@dataclass(frozen=True)
+class SynthJob:
+    """The options of one ``focal synth`` run (recorded in every scene.json and in the manifest)."""
+
+    frames: int = 5  # frames per stack (a list schedule sets its own count)
+    f_number: float = 2.0  # N
+    focal_length_mm: float = 50.0  # f
+    sensor_width_mm: float = 36.0  # pixel pitch = sensor width / image width
+    schedule: str = "depth:5,95"  # see synth.sampling.parse_schedule
+    seed: int = 0  # base seed; each scene gets scene_seed(seed, name)
+    procedural: int = 0  # number of dead-leaves scenes added
+    procedural_size: tuple[int, int] = (480, 640)  # (H, W) of procedural scenes
+    depth_scale: float | None = None  # depth PNG value per metre for folder pairs (None = 1000 / annotations)
+    render: SynthConfig = field(default_factory=SynthConfig)  # renderer options
+
+    def __post_init__(self):
+        if self.frames < 1:
+            raise ConfigError(f"--frames must be >= 1, got {self.frames}")
+        if self.f_number <= 0 or self.focal_length_mm <= 0 or self.sensor_width_mm <= 0:
+            raise ConfigError("--f-number, --focal-length and --sensor-width must be > 0")
+        if self.procedural < 0 or min(self.procedural_size) < 8:
+            raise ConfigError("--procedural must be >= 0 and procedural scenes at least 8x8 px")
+        if self.depth_scale is not None and self.depth_scale <= 0:
+            raise ConfigError(f"--depth-scale must be > 0, got {self.depth_scale}")
+        schedule = parse_schedule(self.schedule)
+        if schedule.kind == "random":
+            raise ConfigError("--schedule random is for training loaders; use depth, uniform:NEAR,FAR or list:...")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["procedural_size"] = list(self.procedural_size)
+        return d
+
+
+def scene_seed(seed: int, name: str) -> int:
+    """Seed of one scene: independent of scene order and worker count."""
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode("utf-8"))) % (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class _Task:
+    name: str
+    scene: RGBDScene | None  # None for procedural
+    index: int  # procedural index
+    textures: tuple[RGBDScene, ...]  # texture sources for procedural scenes
+
+
+def _textures(scenes: tuple[RGBDScene, ...]) -> list[torch.Tensor]:
+    out = []
+    for s in scenes:
+        rgb = load_rgbd(s).rgb
+        scale = _TEXTURE_SIZE / max(rgb.shape[-2:])
+        if scale < 1:
+            rgb = torch.nn.functional.interpolate(rgb[None], scale_factor=scale, mode="area")[0]
+        out.append(rgb)
+    return out
+
+
+def _load(task: _Task, job: SynthJob, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    if task.scene is not None:
+        sample = load_rgbd(task.scene)
+        return sample.rgb, sample.depth, sample.meta
+    h, w = job.procedural_size
+    cfg = DeadLeavesConfig()
+    rgb, depth = dead_leaves(g, h, w, _textures(task.textures) or None, cfg)
+    meta = {"kind": "procedural", "dead_leaves": asdict(cfg), "textures": [str(s.rgb) for s in task.textures]}
+    return rgb, depth, meta
+
+
+def _render_scene(task: _Task, job: SynthJob, out: Path, threads: int) -> dict:
+    """Render one scene into OUT/.NAME.partial, then rename it to OUT/NAME. Returns its manifest entry."""
+    if threads:
+        torch.set_num_threads(threads)
+    seed = scene_seed(job.seed, task.name)
+    g = torch.Generator().manual_seed(seed)
+    tmp, final = out / f".{task.name}.partial", out / task.name
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        rgb, depth, meta = _load(task, job, g)
+        camera = Camera(focal_length_mm=job.focal_length_mm, f_number=job.f_number,
+                        pixel_pitch_um=round(pixel_pitch_um(job.sensor_width_mm, rgb.shape[-1]), 6))
+        params = fixed_params(camera, parse_schedule(job.schedule), depth, job.frames)
+        stack, gt = render_sample(rgb, depth, params, config=job.render, generator=g)
+    except FocalError as e:
+        if task.name in str(e):
+            raise
+        raise type(e)(f"{task.name}: {e}") from e
+    tmp.mkdir()
+    try:
+        write_stack(stack, tmp / "stack", extra={"source": "focal synth", "scene": task.name})
+        write_depth(tmp / "depth.npy", gt[0].numpy())
+        write_image(tmp / "aif.png", rgb.permute(1, 2, 0).numpy(), bit_depth=stack.bit_depth)
+        entry = {
+            "name": task.name,
+            "seed": seed,
+            "source": meta,
+            "size": [int(rgb.shape[1]), int(rgb.shape[2])],
+            "valid_depth_fraction": round(float((gt > 0).float().mean()), 6),
+            "params": params.to_json(),
+            "files": [f"{task.name}/stack/{n}" for n in stack.names] + [f"{task.name}/{f}" for f in SCENE_FILES],
+            "job": job.to_json(),
+        }
+        with atomic_path(tmp / "scene.json") as p:
+            p.write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return entry
+
+
+def _complete(out: Path, name: str, job: SynthJob, overwrite: bool) -> dict | None:
+    """The scene's manifest entry if OUT/NAME is complete and made with ``job``; None if it must be (re)done."""
+    folder = out / name
+    if not folder.exists():
+        return None
+    meta = folder / "scene.json"
+    try:
+        entry = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if overwrite:
+            return None
+        raise OutputError(f"{folder}: exists and was not written by focal synth (use --overwrite to replace it)"
+                          ) from None
+    if overwrite:
+        return None
+    if entry.get("job") != job.to_json():
+        raise OutputError(f"{folder}: was rendered with other options (use --overwrite, or another output folder)")
+    missing = [f for f in entry.get("files", []) if not (out / f).is_file()]
+    return None if missing else entry
+
+
+def synthesize(
+    rgbd: str | os.PathLike | None,
+    out: str | os.PathLike,
+    job: SynthJob = SynthJob(),
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Render focal stacks for every RGB-D scene under ``rgbd`` and ``job.procedural`` dead-leaves scenes.
+
+    Args:
+        rgbd: folder of RGB-D scenes (``io.rgbd.find_rgbd``), or None for procedural scenes only.
+        out: output folder (created; its parent must exist).
+        job: options.
+        workers: parallel processes (1 = in this process).
+        overwrite: re-render scenes that exist already (otherwise complete ones are skipped).
+        progress: called as ``progress(done, total)``.
+
+    Returns:
+        The manifest (also written to ``OUT/manifest.json``): job, seed, and one entry per scene.
+
+    Raises:
+        InputError: no scenes, unreadable or inconsistent input (names the scene).
+        ConfigError: bad options.
+        OutputError: ``out`` is a file, its parent is missing, or it holds scenes made with other options.
+    """
+    out = Path(out)
+    if rgbd is None and job.procedural == 0:
+        raise ConfigError("nothing to render: give --rgbd DIR and/or --procedural COUNT")
+    scenes = find_rgbd(rgbd, job.depth_scale) if rgbd is not None else []
+    textures = tuple(scenes[:: max(1, len(scenes) // _TEXTURE_POOL)][:_TEXTURE_POOL])
+    tasks = [_Task(s.name, s, -1, ()) for s in scenes]
+    tasks += [_Task(f"procedural__{i:05d}", None, i, textures) for i in range(job.procedural)]
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out}: parent folder {out.parent} does not exist")
+    out.mkdir(exist_ok=True)
+    for stale in out.glob(".*.partial"):  # left by an interrupted run
+        shutil.rmtree(stale, ignore_errors=True)
+    entries: dict[str, dict] = {}
+    todo = []
+    for t in tasks:
+        done = _complete(out, t.name, job, overwrite)
+        if done is None:
+            todo.append(t)
+        else:
+            entries[t.name] = done
+    total = len(tasks)
+    if progress:
+        progress(len(entries), total)
+    if workers <= 1 or len(todo) <= 1:
+        for t in todo:
+            entries[t.name] = _render_scene(t, job, out, 0)
+            if progress:
+                progress(len(entries), total)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            pending = {pool.submit(_render_scene, t, job, out, threads) for t in todo}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    if f.exception() is not None:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise f.exception()
+                    entries[f.result()["name"]] = f.result()
+                if progress:
+                    progress(len(entries), total)
+    manifest = {
+        "created_by": "focal synth",
+        "seed": job.seed,
+        "job": job.to_json(),
+        "rgbd": str(rgbd) if rgbd is not None else None,
+        "count": len(tasks),
+        "scenes": [{k: v for k, v in entries[t.name].items() if k != "job"} for t in tasks],
+    }
+    with atomic_path(out / MANIFEST) as p:
+        p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
