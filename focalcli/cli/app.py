@@ -50,9 +50,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import evaluate, fuse, info, models, predict, synth
+    from focalcli.cli import evaluate, export, fuse, info, models, predict, synth, train
 
-    for module in (info, predict, fuse, models, synth, evaluate):
+    for module in (info, predict, fuse, models, synth, train, export, evaluate):
         module.register(app)
 
 

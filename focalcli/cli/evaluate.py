@@ -44,7 +44,7 @@ def evaluate(
         from focalcli.weights import load_model
 
         dev = resolve_device(device)
-        predictor, label = lib.model_predictor(load_model(weights, device=dev), dev), weights.name
+        predictor, label = lib.model_predictor(load_model(weights, device=str(dev)), dev), weights.name
     else:
         predictor, label = lib.classic_predictor(), "classic"
     with con.progress_bar(f"eval {label}", None) as advance:

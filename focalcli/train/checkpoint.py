@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ import torch
 from focalcli.errors import ModelFileError
 from focalcli.io.atomic import atomic_path
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "restore_rng", "rng_state", "save_checkpoint", "unwrap_model"]
+__all__ = ["CHECKPOINT_FORMAT", "export_checkpoint", "load_checkpoint", "restore_rng", "rng_state", "save_checkpoint",
+           "unwrap_model"]
 
 CHECKPOINT_FORMAT = "focal-train-checkpoint/1"
 
@@ -88,8 +91,42 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ModelFileError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, struct.error, zipfile.BadZipFile) as e:
         raise ModelFileError(f"{path}: not a readable focal training checkpoint ({str(e).splitlines()[0]})") from e
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{path}: not a focal training checkpoint (expected format {CHECKPOINT_FORMAT})")
     return state
+
+
+def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
+                      trained_on: str | None = None) -> Path:
+    """Turn a training checkpoint into an exported ``.safetensors`` model file (``focalcli.weights``).
+
+    Args:
+        path: a checkpoint written by ``focal train`` (``last.pt`` or ``best.pt``).
+        out: the ``.safetensors`` file to write.
+        overwrite: replace ``out`` when it exists.
+        trained_on: text for the file's metadata; default: the training sources and the step count.
+
+    Raises:
+        ModelFileError: not a focal training checkpoint, or its weights do not fit its own config.
+        OutputError: ``out`` exists (without ``overwrite``), has the wrong extension or no folder.
+        ConfigError: the checkpoint's config is not one this focal can build.
+    """
+    from focalcli.io.atomic import check_output
+    from focalcli.train.loop import build_train_model, config_from_dict
+    from focalcli.weights import export_model
+
+    check_output(out, overwrite=overwrite, suffixes=(".safetensors",))
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"], where=f"{path} config")
+    model = build_train_model(cfg)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise ModelFileError(f"{path}: weights do not fit the model its config describes ({first})") from e
+    if trained_on is None:
+        trained_on = f"focal train: {', '.join(cfg.data)}; {state['step']} steps of batch {cfg.batch_size}, " \
+                     f"crop {cfg.crop}, seed {cfg.seed}"
+    return export_model(model.eval(), out, trained_on=trained_on, overwrite=overwrite)

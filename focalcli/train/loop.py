@@ -30,7 +30,7 @@ import torch
 from focalcli.errors import ConfigError, OutputError
 from focalcli.io.atomic import atomic_path
 
-__all__ = ["RUNTIME_KEYS", "TrainConfig", "train"]
+__all__ = ["RUNTIME_KEYS", "TrainConfig", "build_train_model", "config_from_dict", "train"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ RUNTIME_KEYS = frozenset({"steps", "val_every", "val_stacks", "save_every", "log
 Progress = Callable[[int, int, dict], None]  # (steps done, total, {"loss", "lr", "samples_per_s"})
 
 
-def _model(cfg: TrainConfig):
+def build_train_model(cfg: TrainConfig):
+    """A fresh model as ``cfg`` names it: the preset ``cfg.model`` with ``cfg.model_options`` applied."""
     from focalcli.models import ModelConfig, build_model, get_config
 
     base = get_config(cfg.model).to_dict()
@@ -210,7 +211,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     val_sets = _validation_sets(cfg) if info.is_main else []
 
     # --- model, optimiser, state
-    model = _model(cfg).to(device)
+    model = build_train_model(cfg).to(device)
     optimizer = _optimizer(model, cfg)
     start, best = 0, math.inf
     if state is not None:
@@ -288,6 +289,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     return {"steps": cfg.steps, "start_step": start, "loss": loss_value, "best_val_abs_rel": None if math.isinf(best)
             else best, "run_dir": str(run_dir), "seconds": round(time.perf_counter() - t_start, 2),
             "last": str(run_dir / "last.pt"), "best": str(run_dir / "best.pt") if not math.isinf(best) else None}
+
+
+def config_from_dict(*layers: dict, where: str = "training config") -> TrainConfig:
+    """A ``TrainConfig`` from dict layers (later wins); unknown keys and wrong types raise ``ConfigError``."""
+    from focalcli.config import build_dataclass
+
+    return build_dataclass(TrainConfig, *layers, where=where)
 
 
 def config_fields() -> list[str]:
