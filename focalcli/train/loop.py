@@ -222,7 +222,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
         if info.is_main:
             _truncate_log(run_dir / "log.jsonl", start)
     if info.enabled:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # find_unused_parameters: the fusion LSTM runs only where some token is activated (models.fusion), so a
+        # rank whose batch activates none leaves its weights without a gradient.
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=True)
     model.train()
     loss_fn = get_loss(cfg.loss)
     loss_kw = {"alpha": cfg.alpha} if cfg.loss == "mse-laplacian" else {}
