@@ -74,6 +74,7 @@ class SyntheticSource:
         self._texture_scenes = textures or []
         self._textures: list[torch.Tensor] | None = None
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._items: dict[int, dict] = {}  # rendered evaluation items (deterministic, so rendered once)
 
     # --- scenes
     def _scene(self, index: int, short: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,6 +120,11 @@ class SyntheticSource:
         return self.options.eval_items if self.scenes is None else len(self.scenes)
 
     def item(self, index: int) -> dict:
+        if index not in self._items:
+            self._items[index] = self._render_item(index)
+        return dict(self._items[index])
+
+    def _render_item(self, index: int) -> dict:
         from focalcli.optics.thinlens import pixel_pitch_um
         from focalcli.synth.sampling import fixed_params, parse_schedule
 
