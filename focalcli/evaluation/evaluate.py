@@ -13,6 +13,7 @@ No scale alignment is done: every number is metric (or DDFF disparity).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,8 +49,13 @@ class EvalResult:
         return "disparity (DDFF-12, 0.14124 / depth)" if self.protocol == "ddff" else "metres"
 
     def to_json(self) -> dict:
+        """A JSON-ready dict (NaN, for a stack without valid pixels, becomes null)."""
+
+        def clean(d: dict) -> dict:
+            return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
+
         return {"protocol": self.protocol, "units": self.units, "method": self.method, "count": len(self.rows),
-                "scale_aligned": False, "mean": self.mean, "rows": self.rows}
+                "scale_aligned": False, "mean": clean(self.mean), "rows": [clean(r) for r in self.rows]}
 
 
 def default_protocol(kind: str) -> str:

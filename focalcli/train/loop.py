@@ -72,6 +72,8 @@ class TrainConfig:
             problems.append("frames_max must be >= frames_min")
         if not self.data:
             problems.append("give at least one training source (--data)")
+        if self.loss not in ("mse-laplacian", "silog-grad"):
+            problems.append(f"unknown loss {self.loss!r} (use mse-laplacian or silog-grad)")
         if not (self.lr > 0 and self.min_lr >= 0):
             problems.append("lr must be > 0 and min_lr >= 0")
         if problems:
