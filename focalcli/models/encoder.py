@@ -1,6 +1,7 @@
 """ViT encoder over the stem's feature map of each frame: patch embedding, learned position embedding, a global
 image token, pre-norm transformer blocks with SDPA attention, and the hidden states of chosen blocks for the
-decoder's skips. Also the focus-distance embedding that the focus-aware variant adds to a frame's tokens.
+decoder's skips. Also the focus-distance embedding that the focus-aware variant adds to a frame's tokens where
+they enter the stack fusion (the encoder itself sees each frame as an image, without its focus distance).
 """
 
 from __future__ import annotations
@@ -96,8 +97,7 @@ class ViTEncoder(nn.Module):
         global_grid: pooled grid size fed to the global-token MLP.
 
     Shape:
-        - Input: ``(B, in_channels, H / 4, W / 4)`` with H, W multiples of ``patch_size``; optional ``extra``
-          ``(B, D)`` added to every token (the focus-distance embedding).
+        - Input: ``(B, in_channels, H / 4, W / 4)`` with H, W multiples of ``patch_size``.
         - Output: a list of ``len(hooks)`` tensors ``(B, T, D)``, ``T = (H / patch) * (W / patch)``.
     """
 
@@ -125,16 +125,17 @@ class ViTEncoder(nn.Module):
         pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)  # (1, D, h, w)
         return pos.flatten(2).transpose(1, 2)  # (1, h*w, D)
 
-    def forward(self, feats: torch.Tensor, extra: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def forward(self, feats: torch.Tensor) -> list[torch.Tensor]:
         B, C, h4, w4 = feats.shape
         x = self.patch(feats)  # (B, D, h, w)
         h, w = x.shape[-2:]
-        x = x.flatten(2).transpose(1, 2)  # (B, T, D)
+        # The residual stream stays in the parameters' precision (float32) under autocast: only the matmuls run in
+        # bf16/fp16. The focus cue is a small change of the tokens through the stack, below bf16's resolution of
+        # the full token.
+        x = x.flatten(2).transpose(1, 2).to(self.pos.dtype)  # (B, T, D)
         pooled = F.adaptive_avg_pool2d(feats, self.global_grid).flatten(1)  # (B, C * g * g)
         glob = self.global_mlp(pooled)  # (B, D)
-        if extra is not None:
-            glob = glob + extra
-        x = x + self.position(h, w).to(x.dtype) + glob[:, None, :]  # (B, T, D)
+        x = x + self.position(h, w) + glob[:, None, :]  # (B, T, D)
         out = []
         for i, block in enumerate(self.blocks, start=1):
             x = block(x)

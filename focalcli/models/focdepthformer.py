@@ -1,7 +1,8 @@
 """FocDepthFormer (Kang et al., arXiv 2310.11178): configuration, wiring and the registry of named presets.
 
 Per frame: multi-scale stem -> ViT encoder (tokens of four blocks). Across the stack: latent LSTM fusion of the
-encoder output and grouped pooling of the shallower levels. Then a DPT-style decoder and either the paper's
+encoder output (focus-aware models add each frame's focus-distance embedding to its tokens there) and grouped
+pooling of the shallower levels. Then a DPT-style decoder and either the paper's
 regression head or, for focus-distance-aware presets, the metric focus head (softmax over frames x diopters).
 """
 
@@ -177,12 +178,10 @@ class FocDepthFormer(nn.Module):
             x = F.pad(x, (0, Wp - W, 0, Hp - H), mode="replicate")  # (BN, 3, Hp, Wp)
         grid = (Hp // p, Wp // p)
         stem = self.stem(x)  # (BN, stem_out, Hp/4, Wp/4)
-        extra = None
-        if self.focus_embed is not None:
-            extra = self.focus_embed(diopters.to(stem.dtype)).reshape(B * N, -1)  # (BN, D)
-        levels = self.encoder(stem, extra)  # 4 x (BN, T, D)
+        levels = self.encoder(stem)  # 4 x (BN, T, D)
         T, D = levels[-1].shape[-2:]
-        fused = self.fusion([t.view(B, N, T, D) for t in levels])  # 4 x (B, T, D)
+        emb = self.focus_embed(diopters) if self.focus_embed is not None else None  # (B, N, D)
+        fused = self.fusion([t.view(B, N, T, D) for t in levels], emb)  # 4 x (B, T, D)
         feats = self.decoder(fused, grid)  # (B, features, Hp/2, Wp/2)
         if self.focus_embed is not None:
             depth, _ = self.head(feats, stem, levels[-1], grid, diopters, (Hp, Wp))  # (B, 1, Hp, Wp)

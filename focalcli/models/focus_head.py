@@ -6,6 +6,10 @@ and any N, and always lies within the schedule's range. The logit of frame n at 
 of a *query* (the decoder's stack-level features: what the scene looks like there) with a *key* of frame n (its
 own stem features, which carry local sharpness at stride 4, plus its own encoder tokens): "which frame is sharp
 here". Logits are computed at stride 2 and upsampled bilinearly to the input size before the softmax.
+
+The head always runs in float32, also under bf16/fp16 autocast: a trained head's per-pixel softmax is sharp, and
+bf16 logits moved the depth of a briefly trained tiny model by 4.5 % on average (0.5 % with this head in float32,
+the rest of the network in bf16). It costs a few percent of the model's time.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ class FocusHead(nn.Module):
 
     def forward(self, feats: torch.Tensor, stem: torch.Tensor, tokens: torch.Tensor, grid: tuple[int, int],
                 diopters: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(feats.device.type, enabled=False):
+            return self._forward(feats.float(), stem.float(), tokens.float(), grid, diopters.float(), size)
+
+    def _forward(self, feats, stem, tokens, grid, diopters, size):
         B, N = diopters.shape
         h, w = grid
         q = self.query(feats)  # (B, C, H/2, W/2)
@@ -53,7 +61,7 @@ class FocusHead(nn.Module):
         k = F.interpolate(k, size=q.shape[-2:], mode="bilinear", align_corners=False)  # (BN, C, H/2, W/2)
         k = k.view(B, N, *k.shape[1:])  # (B, N, C, H/2, W/2)
         logits = (q[:, None] * k).sum(dim=2) * self.scale  # (B, N, H/2, W/2)
-        logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)  # (B, N, H, W)
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)  # (B, N, H, W)
         weights = logits.softmax(dim=1)  # (B, N, H, W)
-        inverse = (weights * diopters.float()[:, :, None, None]).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+        inverse = (weights * diopters[:, :, None, None]).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         return 1.0 / inverse, weights

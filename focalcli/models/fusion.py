@@ -3,24 +3,28 @@
 Tokens at one spatial position over the N frames (ordered near to far) form a sequence. Following the paper, each
 token is either *activated* or not by thresholding an L2 norm (0.4 in the paper):
 
-- activated tokens go, in stack order, through an LSTM; its outputs (projected back to the token width) are
-  max-pooled over the stack;
+- activated tokens go, in stack order, through an LSTM (focus-aware models add each frame's focus-distance
+  embedding to its tokens here, so the LSTM knows where each frame was focused); its outputs (projected back to
+  the token width) are max-pooled over the stack;
 - the other tokens are averaged over the stack;
 - the two results are blended by their counts: ``(sum of the rest + n_activated * pooled LSTM) / N``, so a
   position where nothing is activated gets the plain stack mean (and N = 1 gives the frame's own token).
 
-**Which norm.** The raw token norm has no fixed scale (it grows through the residual stream), and after a plain
-LayerNorm every token has norm exactly sqrt(width), so neither makes a fixed threshold meaningful. We threshold the
-*focus-dependent* part of the token instead: the activation score of frame n at position t is
+**Which norm.** A fixed threshold on a raw token norm means nothing: the norm grows through the residual stream
+and depends on width and initialisation, and after a plain LayerNorm every token has norm exactly sqrt(width). We
+threshold the *focus-dependent* part of each token, in units of the stack's own typical variation:
 
-    score[n, t] = || z[n, t] - mean_m z[m, t] ||_2 / sqrt(width),   z = LayerNorm(token) (no affine)
+    z[n, t] = LayerNorm(token[n, t]) - mean_t' LayerNorm(token[n, t'])   (no affine; the frame-wide part, such
+                                                                          as an exposure change, is removed)
+    d[n, t] = z[n, t] - mean_m z[m, t]                                   (change through the stack)
+    score[n, t] = ||d[n, t]||_2 / sqrt(mean_{m, t'} ||d[m, t']||_2^2)    (relative to the stack's RMS change)
 
-i.e. the RMS deviation of the normalised token from its stack mean, in units of the token's own RMS (which is 1
-after LayerNorm). It lies in [0, sqrt(N - 1)] (about [0, 1.4] for typical stacks): 0 where all frames look alike
-at that position (textureless regions: nothing to learn from focus, so averaging is right), and large where the
-frames differ (edges and texture passing through focus). A token is activated when ``score > threshold``; the
-paper's 0.4 therefore reads "differs from the stack mean by more than 40 % of its RMS". A negative threshold sends
-every token through the LSTM.
+The root mean square of the scores over a stack is 1 whatever the width, the initialisation or the training
+stage, so the paper's 0.4 reads: "this token changes through the stack by less than 40 % of the stack's typical
+change" -> not activated (flat, textureless regions, where focus says nothing and the mean is right); the rest
+(texture and edges passing through focus) go through the LSTM. A stack whose frames do not change at all (or
+N = 1, or a single token per frame) activates nothing: the RMS change has a floor of 1e-5 per channel. A negative
+threshold sends every token through the LSTM.
 
 Everything is batched: the activated tokens of every position are gathered to the front of their sequence (stack
 order kept), one LSTM call runs over all positions that have any (padded to the longest such sequence; the LSTM is
@@ -43,15 +47,20 @@ __all__ = ["LatentStackFusion", "activation_scores", "group_pool"]
 
 
 def activation_scores(x: torch.Tensor) -> torch.Tensor:
-    """RMS deviation of each LayerNorm-ed token from its stack mean (see the module docstring).
+    """Each token's change through the stack relative to the stack's RMS change (see the module docstring).
+
+    Each batch element is scored on its own.
 
     Shape:
         ``(B, N, T, D) -> (B, N, T)``.
     """
     D = x.shape[-1]
-    z = F.layer_norm(x.float(), (D,))  # (B, N, T, D), float32 so the threshold does not depend on precision
-    dev = z - z.mean(dim=1, keepdim=True)  # (B, N, T, D)
-    return dev.norm(dim=-1) / math.sqrt(D)  # (B, N, T)
+    with torch.autocast(x.device.type, enabled=False):  # float32 whatever the caller's autocast
+        z = F.layer_norm(x.float(), (D,))  # (B, N, T, D)
+        z = z - z.mean(dim=2, keepdim=True)  # (B, N, T, D): frame-wide part removed
+        change = (z - z.mean(dim=1, keepdim=True)).norm(dim=-1)  # (B, N, T)
+        rms = change.square().mean(dim=(1, 2), keepdim=True).sqrt()  # (B, 1, 1)
+        return change / rms.clamp_min(1e-5 * math.sqrt(D))  # (B, N, T)
 
 
 def group_pool(x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -84,6 +93,7 @@ class LatentStackFusion(nn.Module):
 
     Shape:
         - Input: a list of per-level tokens, each ``(B, N, T, D)``; the last level is the encoder output.
+          Optional ``frame_embedding (B, N, D)``, added to the LSTM's inputs (not to the scores or the mean).
         - Output: a list of the same length, each ``(B, T, D)``: the last level fused with the LSTM, the others
           with ``group_pool``.
     """
@@ -100,8 +110,9 @@ class LatentStackFusion(nn.Module):
             return torch.ones(x.shape[:3], dtype=torch.bool, device=x.device)
         return activation_scores(x) > self.threshold
 
-    def fuse(self, x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        """LSTM fusion of one level. ``x (B, N, T, D)``, ``active (B, N, T)`` -> ``(B, T, D)``."""
+    def fuse(self, x: torch.Tensor, active: torch.Tensor, frame_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """LSTM fusion of one level. ``x (B, N, T, D)``, ``active (B, N, T)``, ``frame_embedding (B, N, D)`` added
+        to the LSTM's inputs -> ``(B, T, D)``."""
         B, N, T, D = x.shape
         seq = x.permute(0, 2, 1, 3).reshape(B * T, N, D)  # (BT, N, D): one sequence per position
         act = active.permute(0, 2, 1).reshape(B * T, N)  # (BT, N)
@@ -115,7 +126,10 @@ class LatentStackFusion(nn.Module):
             order = ((~a).long() * N + steps).argsort(dim=1)  # (R, N)
             L = int(n_act.max())
             order = order[:, :L]  # (R, L)
-            g = seq[rows].gather(1, order[..., None].expand(-1, -1, D))  # (R, L, D)
+            g = seq[rows]  # (R, N, D)
+            if frame_embedding is not None:
+                g = g + frame_embedding[rows // T].to(g.dtype)  # (R, N, D); row r is batch element r // T
+            g = g.gather(1, order[..., None].expand(-1, -1, D))  # (R, L, D)
             h, _ = self.lstm(g)  # (R, L, hidden)
             y = self.proj(h)  # (R, L, D)
             valid = steps[:L] < n_act[rows, None]  # (R, L)
@@ -125,8 +139,8 @@ class LatentStackFusion(nn.Module):
         out = (rest + n_act[:, None].to(seq.dtype) * pooled) / N  # (BT, D)
         return out.view(B, T, D)
 
-    def forward(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, levels: list[torch.Tensor], frame_embedding: torch.Tensor | None = None) -> list[torch.Tensor]:
         *skips, last = levels
         out = [group_pool(x, self.active(x)) for x in skips]
-        out.append(self.fuse(last, self.active(last)))
+        out.append(self.fuse(last, self.active(last), frame_embedding))
         return out
