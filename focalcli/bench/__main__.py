@@ -10,7 +10,7 @@ app = typer.Typer(name="focal-bench", help="focal benchmarks (timings on this ma
                   add_completion=False)
 
 # One module per benchmark under focalcli/bench/, each with ``register(app)``.
-BENCHMARKS = ("predict", "models", "train")
+BENCHMARKS = ("predict", "models", "synth", "train")
 
 for _name in BENCHMARKS:
     importlib.import_module(f"focalcli.bench.{_name}").register(app)

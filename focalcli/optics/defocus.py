@@ -19,6 +19,8 @@ Renderers (both return frames of shape (B, N, C, H, W), linear light in, linear 
   radius. Fast and exact on smooth depth, but no occlusion: a blurred foreground does not spill over a sharp
   background.
 Large kernels are applied by FFT (replicate padding, so there is no wrap-around); small ones by a grouped conv.
+Layered blurs of radius >= 2 * ``min_coarse`` px run on a coarser pyramid level (area-downsampled layer, radius
+scaled and corrected for the resampling, bilinear upsampling), which makes large defocus cheap.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ __all__ = [
 ]
 
 PSFS = ("disk", "gaussian", "power")
-_DIRECT_MAX_KERNEL = 15  # kernels up to this size use a direct grouped convolution, larger ones the FFT
+_DIRECT_MAX_KERNEL = 5  # kernels up to this size use a direct grouped convolution, larger ones the FFT
+# (on CPU a depthwise convolution costs about as much per plane at any kernel size as two FFTs)
 
 
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
@@ -140,8 +143,11 @@ def _apply_kernels(spectra, kernels: torch.Tensor, H: int, W: int) -> torch.Tens
     spec, size = spectra
     half = pad = kernels.shape[-1] // 2
     kpad = torch.zeros(kernels.shape[0], *size, device=kernels.device, dtype=kernels.dtype)  # (L, Hf, Wf)
-    kpad[:, : 2 * half + 1, : 2 * half + 1] = kernels
-    kpad = torch.roll(kpad, shifts=(-half, -half), dims=(1, 2))  # kernel centre at the origin
+    # kernel centre at the origin: its four quadrants wrap around the corners
+    kpad[:, : half + 1, : half + 1] = kernels[:, half:, half:]
+    kpad[:, : half + 1, -half:] = kernels[:, half:, :half]
+    kpad[:, -half:, : half + 1] = kernels[:, :half, half:]
+    kpad[:, -half:, -half:] = kernels[:, :half, :half]
     out = torch.fft.irfft2(spec * torch.fft.rfft2(kpad)[:, None], s=size)  # (L, C, Hf, Wf)
     return out[..., pad : pad + H, pad : pad + W]
 
@@ -158,6 +164,7 @@ def render_defocus(
     layers: int | None = None,
     max_layers: int = 32,
     step_px: float = 1.0,
+    min_coarse: float = 3.0,
 ) -> torch.Tensor:
     """Render a focal stack from a linear-light image and its inverse depth.
 
@@ -173,6 +180,8 @@ def render_defocus(
             differ by at most ``step_px`` of blur radius, capped at ``max_layers``.
         max_layers: cap for the automatic choice.
         step_px: largest blur-radius difference between adjacent layers in the automatic choice (px).
+        min_coarse: layered: a layer blurred by radius r >= 2 * min_coarse is blurred at a coarser pyramid level
+            2^k (area down, bilinear up) where its radius is still >= ``min_coarse`` px; 0 = always full size.
 
     Returns:
         Frames in linear light, shape (B, N, C, H, W).
@@ -187,7 +196,8 @@ def render_defocus(
     for b in range(B):
         args = (image[b], inv_depth[b, 0], focus_diopters[b], gain_px[b])
         fn = _layered if method == "layered" else _gather
-        out.append(fn(*args, psf=psf, power=power, layers=layers, max_layers=max_layers, step_px=step_px))
+        out.append(fn(*args, psf=psf, power=power, layers=layers, max_layers=max_layers, step_px=step_px,
+                      min_coarse=min_coarse))
     return torch.stack(out)  # (B, N, C, H, W)
 
 
@@ -197,7 +207,25 @@ def _count(span_px: float, layers: int | None, max_layers: int, step_px: float) 
     return int(min(max_layers, max(1, math.ceil(span_px / step_px) + 1)))
 
 
-def _layered(img, q, fq, gain, *, psf, power, layers, max_layers, step_px):
+def _levels(radii: torch.Tensor, min_coarse: float, h: int, w: int) -> torch.Tensor:
+    """Pyramid level of each blur: the coarsest 2^k with radius / 2^k >= ``min_coarse`` (0 = always full size)."""
+    if min_coarse <= 0:
+        return torch.zeros_like(radii, dtype=torch.long)
+    top = max(0, int(math.log2(max(1, min(h, w) // 8))))  # keep coarse images at least ~8 px
+    k = torch.floor(torch.log2((radii.detach() / min_coarse).clamp_min(1.0)))
+    return k.clamp(0, top).long()
+
+
+def _downsample(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Area-average (L, C, H, W) by ``s`` after replicate-padding to a multiple of ``s``."""
+    if s == 1:
+        return x
+    H, W = x.shape[-2:]
+    x = F.pad(x, (0, -W % s, 0, -H % s), mode="replicate")
+    return F.avg_pool2d(x, s)
+
+
+def _layered(img, q, fq, gain, *, psf, power, layers, max_layers, step_px, min_coarse):
     """One sample: img (C, H, W), q (H, W), fq (N,), gain (N,) -> (N, C, H, W)."""
     C, H, W = img.shape
     qmin, qmax = q.detach().min(), q.detach().max()
@@ -213,34 +241,75 @@ def _layered(img, q, fq, gain, *, psf, power, layers, max_layers, step_px):
         alpha = (1.0 - (t[None] - idx).abs()).clamp_min(0.0)  # (L, H, W) triangular weights, sum 1 per pixel
     rgba = torch.cat([img[None] * alpha[:, None], alpha[:, None]], dim=1)  # (L, C+1, H, W) premultiplied
     radii = gain[:, None] * (fq[:, None] - centres[None]).abs() / 2  # (N, L) CoC radius in px
-    half = _support(float(radii.detach().max()), psf)
-    K = 2 * half + 1
-    spectra = None
-    if K > _DIRECT_MAX_KERNEL:  # one FFT per layer, shared by every frame
-        padded = F.pad(rgba.reshape(1, L * (C + 1), H, W), (half,) * 4, mode="replicate")
-        spectra = _spectra(padded.reshape(L, C + 1, H + 2 * half, W + 2 * half))
+    level = _levels(radii, min_coarse, H, W)  # (N, L) pyramid level of each blur
+    # At level k the layer is area-downsampled by s = 2^k, blurred, and bilinearly upsampled; the two resamplings
+    # add s^2/4 of variance per axis, which the coarse radius takes off (a disk of radius r has r^2/4).
+    scale = (2.0 ** level).to(radii.dtype)
+    coarse = torch.where(level > 0, torch.sqrt((radii**2 / scale**2 - 1.0).clamp_min(0.0)), radii)  # (N, L)
+    plans = {}
+    for k in torch.unique(level).tolist():
+        src = _downsample(rgba, 2**k)  # (L, C+1, h, w)
+        half = _support(float(coarse[level == k].detach().max()), psf)
+        spectra = None
+        if 2 * half + 1 > _DIRECT_MAX_KERNEL:  # one FFT per layer, shared by every frame
+            h, w = src.shape[-2:]
+            padded = F.pad(src.reshape(1, -1, h, w), (half,) * 4, mode="replicate")
+            spectra = _spectra(padded.reshape(L, C + 1, h + 2 * half, w + 2 * half))
+        plans[k] = (src, half, spectra)
     frames = []
     for n in range(radii.shape[0]):
-        kernels = psf_kernels(radii[n], half, psf, power)  # (L, K, K)
-        blurred = blur_each(rgba, kernels) if spectra is None else _apply_kernels(spectra, kernels, H, W)
-        acc = torch.zeros_like(blurred[0])  # (C+1, H, W) colour and alpha so far
-        for layer in blurred:  # far to near: "over"
-            acc = layer + (1.0 - layer[C:]) * acc
+        acc = torch.zeros_like(rgba[0])  # (C+1, H, W) composite so far
+        for a, b in _runs(level[n]):  # layers a..b-1 (far to near) share a pyramid level
+            k = int(level[n, a])
+            src, half, spectra = plans[k]
+            h, w = src.shape[-2:]
+            # a run on a coarse level is composited there and upsampled once (its layers are smooth at that scale)
+            target = acc if k == 0 else torch.zeros_like(src[0])  # (C+1, h, w)
+            kernels = psf_kernels(coarse[n, a:b], half, psf, power)  # (l, K, K)
+            if spectra is None:
+                blurred = blur_each(src[a:b], kernels)
+            else:
+                blurred = _apply_kernels((spectra[0][a:b], spectra[1]), kernels, h, w)
+            target = _over(blurred, C, target)
+            if k == 0:
+                acc = target
+            else:
+                up = F.interpolate(target[None], size=(h * 2**k, w * 2**k), mode="bilinear", align_corners=False)
+                acc = _over(up[..., :H, :W], C, acc)  # up: (1, C+1, H, W)
         frames.append(acc[:C] / acc[C:].clamp_min(1e-6))
     return torch.stack(frames)  # (N, C, H, W)
 
 
-def _gather(img, q, fq, gain, *, psf, power, layers, max_layers, step_px):
+def _runs(levels: torch.Tensor) -> list[tuple[int, int]]:
+    """Index ranges [a, b) of equal consecutive values in a 1-D tensor."""
+    values = levels.tolist()
+    cuts = [0] + [i for i in range(1, len(values)) if values[i] != values[i - 1]] + [len(values)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def _over(layers: torch.Tensor, C: int, acc: torch.Tensor) -> torch.Tensor:
+    """Composite premultiplied layers (L, C+1, H, W), far first, over ``acc`` (C+1, H, W) with "over"."""
+    if torch.is_grad_enabled() and (layers.requires_grad or acc.requires_grad):
+        for layer in layers:
+            acc = layer + (1.0 - layer[C:]) * acc
+    else:  # the same arithmetic in place: no temporaries per layer
+        for layer in layers:
+            acc.addcmul_(layer[C:].expand_as(acc), acc, value=-1.0).add_(layer)
+    return acc
+
+
+def _gather(img, q, fq, gain, *, psf, power, layers, max_layers, step_px, min_coarse):
     """One sample: img (C, H, W), q (H, W), fq (N,), gain (N,) -> (N, C, H, W)."""
     radius = gain[:, None, None] * (fq[:, None, None] - q[None]).abs() / 2  # (N, H, W) per-pixel CoC radius
     rmax = float(radius.detach().max())
     M = 1 if rmax <= 0 else max(2, _count(rmax, layers, max_layers, step_px))
     if M == 1:
         return img[None].expand(radius.shape[0], -1, -1, -1).clone()
-    ladder = torch.linspace(0.0, rmax, M, device=img.device, dtype=img.dtype)  # (M,) blur radii
+    top = radius.max()  # kept in the graph: the ladder scales with the gain
+    ladder = torch.linspace(0.0, 1.0, M, device=img.device, dtype=img.dtype) * top  # (M,) blur radii
     half = _support(rmax, psf)
     copies = blur_each(img[None].expand(M, -1, -1, -1), psf_kernels(ladder, half, psf, power))  # (M, C, H, W)
-    pos = radius / rmax * (M - 1)  # (N, H, W) continuous ladder index
+    pos = radius / top * (M - 1)  # (N, H, W) continuous ladder index
     lo = pos.detach().floor().clamp(0, M - 2)
     t = (pos - lo)[:, None]  # (N, 1, H, W)
     lo = lo.long()

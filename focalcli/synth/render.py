@@ -34,6 +34,7 @@ class SynthConfig:
     layers: int | None = None  # depth layers / blur levels; None = automatic (see max_layers, layer_step_px)
     max_layers: int = 32  # cap on the automatic layer count
     layer_step_px: float = 1.0  # automatic layers: at most this blur-radius step (px) between adjacent layers
+    min_coarse_px: float = 3.0  # layered: blurs of radius >= 2x this run on a coarser pyramid level; 0 = never
     shot_noise: float = 0.0  # shot-noise variance per unit of linear signal (var = shot * x + read^2)
     read_noise: float = 0.0  # read-noise standard deviation in linear units of full scale
     bit_depth: int = 8  # output quantisation: 8 or 16 bits (0 = none, float frames)
@@ -155,7 +156,7 @@ def render_frames(
     frames = render_defocus(
         linear, inv_depth, (1.0 / focus_distances).to(rgb.dtype), gain_px.to(rgb.dtype),
         method=config.method, psf=config.psf, power=config.psf_power, layers=config.layers,
-        max_layers=config.max_layers, step_px=config.layer_step_px,
+        max_layers=config.max_layers, step_px=config.layer_step_px, min_coarse=config.min_coarse_px,
     )  # (B, N, 3, H, W) linear
     if exposure is not None:
         frames = frames * exposure.to(frames.dtype)[:, :, None, None, None]

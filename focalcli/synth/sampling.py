@@ -163,7 +163,10 @@ def _choice(g: torch.Generator, options: tuple) -> object:
     return options[int(torch.randint(len(options), (), generator=g))]
 
 
-def fixed_params(camera: Camera, schedule: Schedule, depth: torch.Tensor, frames: int) -> SampleParams:
+def fixed_params(
+    camera: Camera, schedule: Schedule, depth: torch.Tensor, frames: int, *, psf: str = "disk",
+    psf_power: float = 8.0, shot_noise: float = 0.0, read_noise: float = 0.0,
+) -> SampleParams:
     """Deterministic parameters from fixed options (what ``focal synth`` uses).
 
     Args:
@@ -171,11 +174,13 @@ def fixed_params(camera: Camera, schedule: Schedule, depth: torch.Tensor, frames
         schedule: focus schedule (``random`` is not allowed here; use ``sample_params``).
         depth: the scene's depth in metres, any shape.
         frames: frame count (``list`` schedules use their own length).
+        psf, psf_power, shot_noise, read_noise: recorded as given (see ``SynthConfig``).
     """
     if schedule.kind == "random":
         raise ConfigError("the random schedule needs sample_params and a generator")
     fd = focus_schedule(schedule, depth, frames, min_distance=camera.focal_length_mm / 1000.0)
-    return SampleParams(camera=camera, focus_distances_m=tuple(round(float(x), 6) for x in fd), schedule=str(schedule))
+    return SampleParams(camera=camera, focus_distances_m=tuple(round(float(x), 6) for x in fd), schedule=str(schedule),
+                        psf=psf, psf_power=psf_power, shot_noise=shot_noise, read_noise=read_noise)
 
 
 def sample_params(

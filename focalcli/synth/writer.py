@@ -121,7 +121,9 @@ def _render_scene(task: _Task, job: SynthJob, out: Path, threads: int) -> dict:
         rgb, depth, meta = _load(task, job, g)
         camera = Camera(focal_length_mm=job.focal_length_mm, f_number=job.f_number,
                         pixel_pitch_um=round(pixel_pitch_um(job.sensor_width_mm, rgb.shape[-1]), 6))
-        params = fixed_params(camera, parse_schedule(job.schedule), depth, job.frames)
+        r = job.render
+        params = fixed_params(camera, parse_schedule(job.schedule), depth, job.frames, psf=r.psf,
+                              psf_power=r.psf_power, shot_noise=r.shot_noise, read_noise=r.read_noise)
         stack, gt = render_sample(rgb, depth, params, config=job.render, generator=g)
     except FocalError as e:
         if task.name in str(e):

@@ -1,0 +1,25 @@
+import torch
+
+from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
+
+
+def test_dead_leaves_is_seeded_and_valid():
+    cfg = DeadLeavesConfig(shapes=12, near_m=0.5, far_m=5.0)
+    a = dead_leaves(torch.Generator().manual_seed(0), 48, 64, None, cfg)
+    b = dead_leaves(torch.Generator().manual_seed(0), 48, 64, None, cfg)
+    c = dead_leaves(torch.Generator().manual_seed(1), 48, 64, None, cfg)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
+    rgb, depth = a
+    assert rgb.shape == (3, 48, 64) and depth.shape == (1, 48, 64)
+    assert float(rgb.min()) >= 0 and float(rgb.max()) <= 1
+    assert float(depth.min()) >= 0.5 * 0.8 and float(depth.max()) <= 5.0 * 1.2 + 1e-4
+    # sharp occlusions: large depth jumps between neighbouring pixels exist
+    jumps = (depth[..., 1:] / depth[..., :-1]).log().abs()
+    assert float(jumps.max()) > 0.3
+
+
+def test_dead_leaves_uses_given_textures():
+    tex = [torch.zeros(3, 32, 32), torch.ones(3, 32, 32)]
+    rgb, _ = dead_leaves(torch.Generator().manual_seed(2), 40, 40, tex, DeadLeavesConfig(shapes=8))
+    values = set(torch.unique(rgb.round()).tolist())
+    assert values <= {0.0, 1.0}

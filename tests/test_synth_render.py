@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from focalcli.errors import ConfigError, InputError, ShapeError
+from focalcli.io.stack import Camera
+from focalcli.synth.render import SynthConfig, fill_depth, render_frames, render_sample, render_stack
+from focalcli.synth.sampling import SampleParams
+
+CAM = Camera(focal_length_mm=50.0, f_number=2.0, pixel_pitch_um=30.0)
+
+
+def _scene(h=24, w=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rgb = torch.rand(3, h, w, generator=g)
+    depth = torch.full((1, h, w), 2.0)
+    depth[..., : w // 2] = 1.0
+    return rgb, depth
+
+
+def test_render_stack_orders_frames_and_keeps_optics():
+    rgb, depth = _scene()
+    stack = render_stack(rgb, depth, CAM, torch.tensor([2.0, 1.0, 1.4]))
+    assert stack.frames.shape == (3, 3, 24, 32) and stack.frames.dtype == torch.float32
+    assert stack.focus_distances_m.tolist() == pytest.approx([1.0, 1.4, 2.0])
+    assert stack.camera == CAM and stack.names[0] == "frame_00.png"
+    # frame 0 is focused at 1 m: the left half is sharp (up to 8-bit quantisation), the right half is not
+    assert (stack.frames[0, :, :, :10] - rgb[:, :, :10]).abs().max() <= 0.5 / 255 + 1e-6
+    assert (stack.frames[0, :, :, 22:] - rgb[:, :, 22:]).abs().max() > 0.05
+    assert torch.allclose(stack.frames * 255, torch.round(stack.frames * 255), atol=1e-3)  # 8-bit levels
+
+
+def test_render_stack_rejects_bad_input():
+    rgb, depth = _scene()
+    with pytest.raises(ShapeError):
+        render_stack(rgb[None], depth, CAM, torch.tensor([1.0]))
+    with pytest.raises(InputError, match="differs"):
+        render_stack(rgb, depth[..., :-1], CAM, torch.tensor([1.0]))
+    with pytest.raises(InputError, match="no valid"):
+        render_stack(rgb, torch.zeros_like(depth), CAM, torch.tensor([1.0]))
+    with pytest.raises(InputError, match="exceed the focal length"):
+        render_stack(rgb, depth, CAM, torch.tensor([0.04]))
+    with pytest.raises(ConfigError):
+        render_stack(rgb, depth, Camera(focal_length_mm=50.0), torch.tensor([1.0]))
+    with pytest.raises(ConfigError, match="Generator"):
+        render_stack(rgb, depth, CAM, torch.tensor([1.0]), config=SynthConfig(read_noise=0.01))
+    with pytest.raises(ConfigError):
+        SynthConfig(psf="box")
+
+
+def test_noise_is_seeded_and_has_the_right_level():
+    rgb = torch.full((3, 64, 64), 0.5)
+    depth = torch.full((1, 64, 64), 1.0)
+    cfg = SynthConfig(read_noise=0.01, bit_depth=0)
+    a = render_stack(rgb, depth, CAM, torch.tensor([1.0]), config=cfg, generator=torch.Generator().manual_seed(3))
+    b = render_stack(rgb, depth, CAM, torch.tensor([1.0]), config=cfg, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a.frames, b.frames)
+    # read noise of 0.01 in linear light; sRGB slope at linear 0.214 is ~1.0: std in sRGB ~ 0.01
+    assert 0.006 < float((a.frames - 0.5).std()) < 0.016
+
+
+def test_sixteen_bit_and_exposure():
+    rgb, depth = _scene()
+    stack = render_stack(rgb, depth, CAM, torch.tensor([1.0, 2.0]), config=SynthConfig(bit_depth=16),
+                         exposure=torch.tensor([1.0, 0.5]))
+    assert stack.bit_depth == 16
+    assert float(stack.frames[1].mean()) < float(stack.frames[0].mean()) * 0.9
+
+
+def test_fill_depth_fills_holes_and_keeps_values():
+    depth = torch.full((1, 1, 20, 20), 2.0)
+    depth[..., :, :10] = 1.0
+    holes = depth.clone()
+    holes[..., 5:8, 2:5] = 0.0
+    holes[..., 12, 12] = float("nan")
+    filled = fill_depth(holes)
+    ok = holes > 0
+    assert torch.equal(filled[ok], holes[ok])
+    assert torch.all(torch.isfinite(filled)) and torch.all(filled > 0)
+    assert float(filled[0, 0, 6, 3]) == pytest.approx(1.0)
+    with pytest.raises(InputError):
+        fill_depth(torch.zeros(1, 1, 4, 4))
+
+
+def test_render_frames_batched_matches_single():
+    rgb, depth = _scene()
+    fd = torch.tensor([[1.0, 2.0], [1.2, 1.8]])
+    gain = torch.full((2, 2), 20.0)
+    batch = render_frames(torch.stack([rgb, rgb.flip(-1)]), torch.stack([depth, depth]), fd, gain)
+    single = render_frames(rgb.flip(-1)[None], depth[None], fd[1:], gain[1:])
+    assert batch.shape == (2, 2, 3, 24, 32)
+    assert torch.allclose(batch[1], single[0])
+
+
+def test_render_sample_crops_flips_and_keeps_holes():
+    rgb, depth = _scene()
+    depth[..., 0, 0] = 0.0
+    params = SampleParams(camera=CAM, focus_distances_m=(1.0, 2.0), crop=(0, 0, 16, 20), flip=True,
+                          color_gains=(1.0, 1.0, 1.0))
+    stack, gt = render_sample(rgb, depth, params)
+    assert stack.frames.shape == (2, 3, 16, 20) and gt.shape == (1, 16, 20)
+    assert float(gt[0, 0, -1]) == 0.0  # the hole moved with the flip and stays invalid
