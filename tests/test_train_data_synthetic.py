@@ -74,3 +74,15 @@ def test_synthetic_mixture_with_workers(tmp_path):
     for s in range(3):
         assert torch.equal(one[s]["frames"], two[s]["frames"])
         assert torch.equal(one[s]["frames"], torch.cat([ranks[0][s]["frames"], ranks[1][s]["frames"]]))
+
+
+def test_rgbd_crops_avoid_depth_holes(tmp_path):
+    root = write_rgbd(tmp_path / "rgbd", count=2)
+    depth = np.load(root / "depth" / "s1.npy")
+    depth[:, 12:] = 0  # three quarters of the scene unknown
+    np.save(root / "depth" / "s1.npy", depth)
+    src = build_source(parse_data_spec(f"synth:{root}"), train=True, synth_options={**SMALL, "holdout": 0,
+                                                                                  "min_valid": 0.5})
+    for i in range(8):
+        s = src.draw(sample_generator(0, i), (16, 16), 3)
+        assert float((s["depth"] > 0).float().mean()) >= 0.5

@@ -26,6 +26,7 @@ from focalcli.train.data.base import pick, sample_generator
 __all__ = ["SyntheticOptions", "synthetic_source"]
 
 _EVAL_STREAM = 0x5EED_E7A1  # seed key of procedural evaluation scenes (training uses the run's seed)
+_CROP_TRIES = 20  # RGB-D crops drawn before giving up on finding enough valid depth
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SyntheticOptions:
     """Options of the synthetic sources (``synth_options`` in the training config)."""
 
     holdout: int = 5  # synth:DIR holds out every K-th scene for evaluation (0 = none: evaluate on all)
+    min_valid: float = 0.2  # synth:DIR training crops need at least this fraction of valid depth (redrawn if not)
     texture_dir: str = ""  # procedural: texture images are cut from the RGB-D scenes here ("" = noise)
     shapes: int = 40  # procedural: shapes per scene
     f_number: tuple[float, float] = (1.4, 8.0)  # training: f-number range (log-uniform)
@@ -148,16 +150,26 @@ class SyntheticSource:
         ch, cw = size
         n = n_frames or 5
         ranges = replace(SamplingRanges(), frames=(n, n), f_number=self.options.f_number,
-                         focal_length_mm=self.options.focal_length_mm, crop=(ch, cw))
+                         focal_length_mm=self.options.focal_length_mm, crop=None)
         if self.scenes is None:
             rgb, depth = self._procedural(g, ch, cw)
         else:
+            rgb, depth = self._rgbd_crop(g, ch, cw)
+        return self._render(rgb, depth, sample_params(g, depth, ranges), g)
+
+    def _rgbd_crop(self, g: torch.Generator, ch: int, cw: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random scene at a random scale, cropped where at least ``min_valid`` of the depth is known."""
+        for _ in range(_CROP_TRIES):
             rgb, depth = self._scene(pick(g, len(self.scenes)), 3 * max(ch, cw))
             lo = max(ch, cw) * max(1.0, max(ch, cw) / min(rgb.shape[-2:]))  # never below the crop
             hi = max(lo, min(rgb.shape[-2:]))
             short = round(lo + (hi - lo) * float(torch.rand((), generator=g)))  # random scale
             rgb, depth = _fit(rgb, depth, max(short, ch, cw))
-        return self._render(rgb, depth, sample_params(g, depth, ranges), g)
+            top, left = pick(g, rgb.shape[-2] - ch + 1), pick(g, rgb.shape[-1] - cw + 1)
+            rgb, depth = rgb[:, top : top + ch, left : left + cw], depth[:, top : top + ch, left : left + cw]
+            if float((depth > 0).float().mean()) >= self.options.min_valid:
+                return rgb, depth
+        raise InputError(f"{self.name}: no crop with {self.options.min_valid:.0%} valid depth in {_CROP_TRIES} tries")
 
 
 def synthetic_source(kind: str, path: str | None, *, train: bool, **options) -> SyntheticSource:
