@@ -54,9 +54,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes ``register(app)``.
-    from focalcli.cli import align, fuse, info, models, predict, synth
+    from focalcli.cli import align, evaluate, export, fuse, info, models, predict, synth, train
 
-    for module in (info, predict, fuse, align, synth, models):
+    for module in (info, predict, fuse, align, synth, models, train, export, evaluate):
         module.register(app)
 
 

@@ -1,0 +1,85 @@
+"""``focal eval``: score a trained model or the classical method on an evaluation set, the field's way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from focalcli.cli import console as con
+from focalcli.cli.options import device_option, overwrite_option
+
+
+def evaluate(
+    data: str = typer.Option(..., "--data", help="Evaluation set: ddff:FILE.h5 (val split), fod500:DIR (test "
+                             "split), stacks:DIR, synth:DIR or procedural (held-out synthetic samples)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Model weights (.safetensors from focal export).",
+                                        exists=True, dir_okay=False),
+    method: str | None = typer.Option(None, "--method", help="A non-learned method instead of --weights: classic."),
+    protocol: str | None = typer.Option(None, "--protocol", help="ddff (disparity), fod500 (metres, clipped to "
+                                        "1.5 m) or metric (metres); default: the one of the data kind."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the means and per-stack rows here (.json)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N stacks."),
+    device: str = device_option(),
+    overwrite: bool = overwrite_option(),
+) -> None:
+    """Evaluate depth from focus: RMSE, logRMSE, AbsRel, SqRel, Bumpiness and delta accuracies per stack, then means."""
+    if (weights is None) == (method is None):
+        raise typer.BadParameter("give exactly one of --weights FILE or --method classic", param_hint="--weights")
+    if method is not None and method != "classic":
+        raise typer.BadParameter(f"unknown method {method!r}; use classic", param_hint="--method")
+    from focalcli.evaluation import evaluate as lib
+    from focalcli.io.atomic import check_output
+    from focalcli.train.data import build_source, parse_data_spec
+
+    if protocol is not None and protocol not in lib.PROTOCOLS:
+        raise typer.BadParameter(f"use one of {', '.join(lib.PROTOCOLS)}", param_hint="--protocol")
+    if json_out is not None:
+        check_output(json_out, overwrite=overwrite, suffixes=[".json"])
+    spec = parse_data_spec(data)
+    protocol = protocol or lib.default_protocol(spec.kind)
+    source = build_source(spec, train=False)
+    if weights is not None:
+        from focalcli.runtime import resolve_device
+        from focalcli.weights import load_model
+
+        dev = resolve_device(device)
+        predictor, label = lib.model_predictor(load_model(weights, device=str(dev)), dev), weights.name
+    else:
+        predictor, label = lib.classic_predictor(), "classic"
+    with con.progress_bar(f"eval {label}", None) as advance:
+        result = lib.evaluate(source, predictor, protocol=protocol, method=label, limit=limit, progress=advance)
+    _print_table(result)
+    if json_out is not None:
+        import json
+
+        from focalcli.io.atomic import atomic_path
+
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        con.info(f"wrote {json_out}")
+
+
+def _print_table(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from focalcli.evaluation.metrics import METRIC_KEYS
+
+    table = Table(title=f"{result.method} | protocol {result.protocol} | {result.units} | {len(result.rows)} stacks")
+    table.add_column("stack")
+    for k in METRIC_KEYS:
+        table.add_column(k, justify="right")
+    rows = result.rows if len(result.rows) <= 20 else []
+    for r in rows:
+        table.add_row(r["name"], *(f"{r[k]:.4f}" for k in METRIC_KEYS))
+    table.add_row("[bold]mean[/bold]", *(f"[bold]{result.mean[k]:.4f}[/bold]" for k in METRIC_KEYS),
+                  end_section=True)
+    out = Console(highlight=False)  # the result: stdout
+    if not out.is_terminal:
+        out.width = 160  # pipes and files get the whole table, not an 80-column cut
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate)

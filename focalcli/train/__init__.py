@@ -1,0 +1,1 @@
+"""Training FocDepthFormer: data, losses, schedule, checkpoints and the loop (``focal train``)."""

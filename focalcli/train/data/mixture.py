@@ -1,0 +1,150 @@
+"""``--data KIND:PATH[:WEIGHT]`` specs, the weighted training mixture, and the step-indexed batch sampler.
+
+Determinism: the training sample at (step, j) (j = position in the *global* batch) is a function of
+``(seed, step, j)`` alone. Which source and stack length a step uses is drawn from ``(seed, step)``, so every rank and
+every loader worker agrees; resuming at step s replays exactly the batches an uninterrupted run would have seen,
+and K ranks with local batch B/K see the same samples as one process with batch B.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from focalcli.errors import ConfigError
+from focalcli.train.data.base import Source, sample_generator
+
+__all__ = ["DATA_KINDS", "DataSpec", "MixtureDataset", "StepBatchSampler", "build_source", "parse_data_spec"]
+
+DATA_KINDS = ("ddff", "fod500", "stacks", "synth", "procedural")
+_EVAL_SPLIT = {"ddff": "val", "fod500": "test"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One ``--data`` entry."""
+
+    kind: str  # one of DATA_KINDS
+    path: str | None  # file or folder; None for procedural
+    weight: float = 1.0  # relative sampling weight in the training mixture
+
+    def __str__(self) -> str:
+        return ":".join(str(x) for x in (self.kind, self.path, self.weight) if x is not None)
+
+
+def parse_data_spec(text: str) -> DataSpec:
+    """Parse ``KIND:PATH[:WEIGHT]`` (``procedural[:WEIGHT]`` has no path).
+
+    Examples: ``synth:../shared/data/rgbd:0.5``, ``procedural:0.5``, ``ddff:ddff-dataset.h5``, ``stacks:out``.
+
+    Raises:
+        ConfigError: unknown kind, missing path, or a weight that is not a positive number.
+    """
+    kind, _, rest = text.partition(":")
+    if kind not in DATA_KINDS:
+        raise ConfigError(f"--data {text!r}: unknown kind {kind!r}; use one of {', '.join(DATA_KINDS)}")
+    path, weight = rest or None, 1.0
+    head, sep, tail = rest.rpartition(":")
+    if kind == "procedural":
+        path, weight_text = None, rest
+    elif sep and _is_number(tail):
+        path, weight_text = head, tail
+    else:
+        weight_text = ""
+    if weight_text:
+        if not _is_number(weight_text) or float(weight_text) <= 0:
+            raise ConfigError(f"--data {text!r}: the weight must be a positive number, got {weight_text!r}")
+        weight = float(weight_text)
+    if kind != "procedural" and not path:
+        raise ConfigError(f"--data {text!r}: {kind} needs a path ({kind}:PATH[:WEIGHT])")
+    return DataSpec(kind, path, weight)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def build_source(spec: DataSpec, *, train: bool, synth_options: dict | None = None) -> Source:
+    """Open the source a spec names: its training split when ``train``, else its evaluation split.
+
+    ``synth_options`` go to the synthetic sources (``synth``, ``procedural``); real sources ignore them.
+    """
+    if spec.kind == "ddff":
+        from focalcli.train.data.ddff import DDFFSource
+
+        return DDFFSource(spec.path, split="train" if train else _EVAL_SPLIT["ddff"])
+    if spec.kind == "fod500":
+        from focalcli.train.data.fod500 import FoD500Source
+
+        return FoD500Source(spec.path, split="train" if train else _EVAL_SPLIT["fod500"])
+    if spec.kind == "stacks":
+        from focalcli.train.data.stacks import StackFolderSource
+
+        return StackFolderSource(spec.path)
+    from focalcli.train.data.synthetic import synthetic_source
+
+    return synthetic_source(spec.kind, spec.path, train=train, **(synth_options or {}))
+
+
+class MixtureDataset(Dataset):
+    """Training samples from weighted sources, keyed by ``(step, j)``.
+
+    Args:
+        sources: the opened sources.
+        weights: one positive weight per source.
+        seed: the run's seed.
+        crop: spatial size ``(H, W)`` of every sample.
+        n_frames: inclusive range of stack lengths for synthetic sources, drawn once per step.
+    """
+
+    def __init__(self, sources: Sequence[Source], weights: Sequence[float], *, seed: int, crop: tuple[int, int],
+                 n_frames: tuple[int, int] = (5, 5)):
+        if len(sources) != len(weights) or not sources:
+            raise ConfigError("the training mixture needs at least one source and one weight per source")
+        self.sources = list(sources)
+        self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
+        self.seed, self.crop, self.n_frames = int(seed), tuple(crop), tuple(n_frames)
+
+    def step_choice(self, step: int) -> tuple[int, int]:
+        """``(source index, stack length)`` used by every sample of ``step``."""
+        g = sample_generator(self.seed, step, 0)
+        source = int(torch.multinomial(self.weights, 1, generator=g))
+        lo, hi = self.n_frames
+        return source, int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        step, j = key
+        source, n = self.step_choice(step)
+        s = self.sources[source].draw(sample_generator(self.seed, step, j + 1), self.crop, n)
+        return {k: s[k] for k in ("frames", "focus_distances_m", "depth")}
+
+    def __len__(self) -> int:  # samples are unlimited; the sampler decides how many are drawn
+        return 2**62
+
+
+class StepBatchSampler(Sampler):
+    """Yields this rank's keys ``[(step, rank * B_local + j) for j < B_local]`` for steps ``start .. stop - 1``.
+
+    Raises:
+        ConfigError: the global batch is not a multiple of the world size.
+    """
+
+    def __init__(self, start: int, stop: int, global_batch: int, rank: int = 0, world_size: int = 1):
+        if global_batch % world_size:
+            raise ConfigError(f"batch size {global_batch} is not a multiple of the {world_size} processes")
+        self.start, self.stop, self.rank = start, stop, rank
+        self.local = global_batch // world_size
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.stop):
+            yield [(step, self.rank * self.local + j) for j in range(self.local)]
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)

@@ -1,0 +1,55 @@
+"""Stack folders with ground truth, laid out as ``focal synth`` writes them: ``DIR/NAME/stack/`` (a stack folder
+with ``stack.json`` giving the focus distances) and ``DIR/NAME/depth.npy`` (float32 metres, 0 = invalid)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from focalcli.errors import InputError
+from focalcli.io.depth import read_depth
+from focalcli.io.stack import natural_key, read_stack
+from focalcli.train.data.base import pick, random_crop_flip
+
+__all__ = ["StackFolderSource"]
+
+
+class StackFolderSource:
+    """Every ``NAME`` under ``folder`` that has both ``stack/`` and ``depth.npy``.
+
+    Raises:
+        InputError: no such folder or no stack in it; on read, a stack without focus distances or whose depth
+            size differs from its frames.
+    """
+
+    name = "stacks"
+
+    def __init__(self, folder: str | os.PathLike):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder")
+        self.folder = folder
+        self.entries = sorted((p for p in folder.iterdir() if (p / "stack").is_dir() and (p / "depth.npy").is_file()),
+                              key=lambda p: natural_key(p.name))
+        if not self.entries:
+            raise InputError(f"{folder}: no NAME/stack/ + NAME/depth.npy pairs (the layout focal synth writes)")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def item(self, index: int) -> dict:
+        entry = self.entries[index]
+        stack = read_stack(entry / "stack")
+        if stack.focus_distances_m is None:
+            raise InputError(f"{entry / 'stack'}: no focus distances in stack.json (needed for training and eval)")
+        depth = torch.from_numpy(read_depth(entry / "depth.npy"))[None]  # (1, H, W)
+        if tuple(depth.shape[1:]) != stack.size:
+            raise InputError(f"{entry / 'depth.npy'}: size {tuple(depth.shape[1:])} differs from the frames' "
+                             f"{stack.size}")
+        return {"frames": stack.frames, "focus_distances_m": stack.focus_distances_m.float(), "depth": depth,
+                "name": entry.name}
+
+    def draw(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None = None) -> dict:
+        return random_crop_flip(self.item(pick(g, len(self))), size, g)

@@ -1,0 +1,308 @@
+"""``train(cfg, run_dir)``: the whole training run, top to bottom.
+
+One process::
+
+    focal train --data procedural --data synth:../shared/data/rgbd --model focdepthformer-tiny --steps 2000 --out runs/a
+
+Several GPUs (DDP, one process per GPU; ``--batch-size`` is the global batch)::
+
+    torchrun --nproc_per_node 4 -m focalcli train --data ddff:ddff.h5 --model focdepthformer-small --out runs/b
+
+DDP is on only when torchrun's ``RANK`` is set; rank 0 alone logs, validates and saves. The training sample at
+(step, j) depends only on (seed, step, j) (``focalcli.train.data.mixture``) and the global RNG is reseeded from
+(seed, step, rank) at every step, so ``--resume`` continues exactly where a killed run stopped.
+
+A run folder holds ``config.json`` (the resolved config), ``log.jsonl`` (one record per logged step and per
+validation), ``last.pt`` and ``best.pt`` (resume checkpoints; ``focal export`` turns one into safetensors).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from focalcli.errors import ConfigError, OutputError
+from focalcli.io.atomic import atomic_path
+
+__all__ = ["RUNTIME_KEYS", "TrainConfig", "build_train_model", "config_from_dict", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (``focal train`` options or a TOML file with these keys)."""
+
+    data: tuple[str, ...] = ("procedural",)  # training sources, KIND:PATH[:WEIGHT] (see train.data)
+    val_data: tuple[str, ...] = ()  # validation sets; () = the evaluation split of each training source
+    model: str = "focdepthformer-tiny"  # model preset (focal models lists them)
+    model_options: dict = field(default_factory=dict)  # ModelConfig fields overriding the preset's
+    synth_options: dict = field(default_factory=dict)  # options of the on-the-fly synthetic sources
+    steps: int = 2000  # optimiser steps in all
+    batch_size: int = 4  # global batch (split across DDP ranks)
+    crop: int = 128  # training crop side, px
+    frames_min: int = 3  # synthetic stacks: fewest frames (drawn per step)
+    frames_max: int = 8  # synthetic stacks: most frames
+    loss: str = "mse-laplacian"  # mse-laplacian (the paper's) or silog-grad
+    alpha: float = 0.2  # weight of the Laplacian-variance regulariser (mse-laplacian)
+    lr: float = 3e-4  # peak learning rate (AdamW)
+    min_lr: float = 3e-5  # learning rate at the end of the cosine decay
+    warmup_steps: int = 100  # linear warm-up steps
+    weight_decay: float = 0.05  # AdamW weight decay on matrices and kernels (not on biases and norms)
+    grad_clip: float = 1.0  # max gradient norm (0 = off)
+    val_every: int = 200  # validate every K steps (and at the end); 0 = only at the end
+    val_stacks: int = 16  # stacks scored per validation set
+    save_every: int = 100  # write last.pt every K steps (and at every validation and the end)
+    log_every: int = 10  # write a log.jsonl record every K steps
+    workers: int = 2  # data-loader worker processes per rank
+    seed: int = 0  # seeds model init, data and augmentation
+    device: str = "auto"  # auto, cpu, cuda, cuda:K
+    amp: bool = True  # bf16 autocast on CUDA devices that support it (CPU always runs float32)
+
+    def __post_init__(self):
+        problems = [f"{k} must be >= 1" for k in ("steps", "batch_size", "crop", "frames_min", "log_every")
+                    if getattr(self, k) < 1]
+        problems += [f"{k} must be >= 0" for k in ("warmup_steps", "val_every", "save_every", "workers", "grad_clip",
+                                                   "weight_decay", "val_stacks", "alpha") if getattr(self, k) < 0]
+        if self.frames_max < self.frames_min:
+            problems.append("frames_max must be >= frames_min")
+        if not self.data:
+            problems.append("give at least one training source (--data)")
+        if self.loss not in ("mse-laplacian", "silog-grad"):
+            problems.append(f"unknown loss {self.loss!r} (use mse-laplacian or silog-grad)")
+        if not (self.lr > 0 and self.min_lr >= 0):
+            problems.append("lr must be > 0 and min_lr >= 0")
+        if problems:
+            raise ConfigError("training config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+# Keys that may change when a run is resumed (they do not change what is trained).
+RUNTIME_KEYS = frozenset({"steps", "val_every", "val_stacks", "save_every", "log_every", "workers", "device"})
+Progress = Callable[[int, int, dict], None]  # (steps done, total, {"loss", "lr", "samples_per_s"})
+
+
+def build_train_model(cfg: TrainConfig):
+    """A fresh model as ``cfg`` names it: the preset ``cfg.model`` with ``cfg.model_options`` applied."""
+    from focalcli.models import ModelConfig, build_model, get_config
+
+    base = get_config(cfg.model).to_dict()
+    config = ModelConfig.from_dict({**base, **cfg.model_options}) if cfg.model_options else get_config(cfg.model)
+    return build_model(config)
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest,
+                              "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def _validation_sets(cfg: TrainConfig) -> list[tuple[str, object, str]]:
+    from focalcli.evaluation.evaluate import default_protocol
+    from focalcli.train.data import build_source, parse_data_spec
+
+    specs = [parse_data_spec(s) for s in (cfg.val_data or cfg.data)]
+    return [(str(s), build_source(s, train=False, synth_options=cfg.synth_options), default_protocol(s.kind))
+            for s in specs]
+
+
+@torch.no_grad()
+def _validate(model, val_sets, cfg: TrainConfig, device) -> dict:
+    from focalcli.evaluation.evaluate import evaluate, model_predictor
+
+    was_training = model.training
+    out = {}
+    for name, source, protocol in val_sets:
+        res = evaluate(source, model_predictor(model, device), protocol=protocol, limit=cfg.val_stacks or None)
+        out[name] = {"protocol": protocol, **res.mean}
+    model.train(was_training)
+    return out
+
+
+def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool):
+    """Create or check the run folder; on resume return the checkpoint to continue from."""
+    from focalcli.train.checkpoint import load_checkpoint
+
+    if resume:
+        state = load_checkpoint(run_dir / "last.pt")
+        saved = state["config"]
+        changed = sorted(k for k in cfg.to_dict() if k not in RUNTIME_KEYS and saved.get(k) != cfg.to_dict()[k])
+        if changed:
+            raise ConfigError(f"{run_dir}: cannot resume with a different {', '.join(changed)} (only "
+                              f"{', '.join(sorted(RUNTIME_KEYS))} may change)")
+        return state
+    if not run_dir.parent.is_dir():
+        raise OutputError(f"{run_dir}: its parent folder does not exist")
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise OutputError(f"{run_dir}: not empty (use --resume to continue that run or --overwrite to start over)")
+    run_dir.mkdir(exist_ok=True)
+    for name in ("log.jsonl", "last.pt", "best.pt"):
+        (run_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop records of steps >= ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) < step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+          progress: Progress | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
+    """Train a model as ``cfg`` says, writing checkpoints and logs into ``run_dir``.
+
+    Args:
+        cfg: the resolved configuration.
+        run_dir: the run folder (created; must be empty unless ``resume`` or ``overwrite``).
+        resume: continue from ``run_dir/last.pt``.
+        overwrite: start over in a non-empty ``run_dir``.
+        progress: called on rank 0 after every step with ``(steps done, total, stats)``.
+        on_step: called on every rank after every step with ``(step, loss)`` (tests use it to interrupt a run).
+
+    Returns:
+        A summary: steps, final loss, best validation score (mean AbsRel over the validation sets), paths, seconds.
+
+    Raises:
+        ConfigError, InputError, OutputError, ModelFileError: bad config, data, run folder or checkpoint.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader
+
+    from focalcli.runtime import resolve_device, seed_everything
+    from focalcli.train.checkpoint import restore_rng, save_checkpoint, unwrap_model
+    from focalcli.train.data import MixtureDataset, StepBatchSampler, build_source, parse_data_spec, sample_generator
+    from focalcli.train.distributed import barrier, dist_info, init_distributed, shutdown_distributed
+    from focalcli.train.losses import get_loss
+    from focalcli.train.schedule import lr_at
+
+    # --- processes, devices, run folder
+    info = dist_info()
+    device = init_distributed(info, resolve_device(cfg.device))
+    run_dir = Path(run_dir)
+    state = _prepare_run_dir(run_dir, cfg, resume=resume, overwrite=overwrite) if info.is_main else None
+    barrier(info)
+    if resume and not info.is_main:
+        state = _prepare_run_dir(run_dir, cfg, resume=True, overwrite=False)
+    if info.is_main:
+        with atomic_path(run_dir / "config.json") as tmp:
+            tmp.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    seed_everything(cfg.seed, info.rank)
+
+    # --- data
+    specs = [parse_data_spec(s) for s in cfg.data]
+    sources = [build_source(s, train=True, synth_options=cfg.synth_options) for s in specs]
+    dataset = MixtureDataset(sources, [s.weight for s in specs], seed=cfg.seed, crop=(cfg.crop, cfg.crop),
+                             n_frames=(cfg.frames_min, cfg.frames_max))
+    val_sets = _validation_sets(cfg) if info.is_main else []
+
+    # --- model, optimiser, state
+    model = build_train_model(cfg).to(device)
+    optimizer = _optimizer(model, cfg)
+    start, best = 0, math.inf
+    if state is not None:
+        unwrap_model(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, best = int(state["step"]), (math.inf if state["best"] is None else float(state["best"]))
+        restore_rng(state["rng"])
+        if info.is_main:
+            _truncate_log(run_dir / "log.jsonl", start)
+    if info.enabled:
+        # find_unused_parameters: the fusion LSTM runs only where some token is activated (models.fusion), so a
+        # rank whose batch activates none leaves its weights without a gradient.
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=True)
+    model.train()
+    loss_fn = get_loss(cfg.loss)
+    loss_kw = {"alpha": cfg.alpha} if cfg.loss == "mse-laplacian" else {}
+    use_amp = cfg.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(start, cfg.steps, cfg.batch_size, info.rank,
+                                                                info.world_size),
+                        num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=False)
+
+    # --- the loop
+    t_start, t_last, speed, loss_value = time.perf_counter(), time.perf_counter(), 0.0, float("nan")
+    for step, batch in zip(range(start, cfg.steps), loader, strict=True):
+        lr = lr_at(step, base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps, min_lr=cfg.min_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(int(sample_generator(cfg.seed, step, info.rank, 7).initial_seed()))  # dropout & co.
+        frames = batch["frames"].to(device, non_blocking=True)  # (B, N, 3, H, W)
+        focus = batch["focus_distances_m"].to(device, non_blocking=True)  # (B, N)
+        depth = batch["depth"].to(device, non_blocking=True)  # (B, 1, H, W)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred = model(frames, focus)  # (B, 1, H, W)
+        loss = loss_fn(pred.float(), depth, **loss_kw)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+        optimizer.step()
+
+        # --- bookkeeping (the loss is averaged over ranks for the log)
+        reduced = loss.detach().clone()
+        if info.enabled:
+            torch.distributed.all_reduce(reduced)
+            reduced /= info.world_size
+        loss_value = float(reduced)
+        if not math.isfinite(loss_value):
+            raise ConfigError(f"step {step}: the loss is {loss_value}; lower --lr or check the data")
+        now = time.perf_counter()
+        rate = cfg.batch_size / max(now - t_last, 1e-9)  # samples per second over this step
+        speed = rate if step == start else 0.9 * speed + 0.1 * rate
+        t_last = now
+        done = step + 1
+        if info.is_main:
+            if done % cfg.log_every == 0 or done == cfg.steps or done == start + 1:
+                record = {"step": step, "loss": loss_value, "lr": lr, "samples_per_s": round(speed, 3),
+                          "time_s": round(now - t_start, 3)}
+                if grad_norm is not None:
+                    record["grad_norm"] = float(grad_norm)
+                _append_log(run_dir / "log.jsonl", record)
+            if progress is not None:
+                progress(done, cfg.steps, {"loss": loss_value, "lr": lr, "samples_per_s": speed})
+            validate = done == cfg.steps or (cfg.val_every and done % cfg.val_every == 0)
+            ckpt = {"model": model, "optimizer": optimizer, "config": cfg.to_dict(), "seed": cfg.seed}
+            if validate and val_sets:
+                scores = _validate(unwrap_model(model), val_sets, cfg, device)
+                score = sum(s["abs_rel"] for s in scores.values()) / len(scores)
+                _append_log(run_dir / "log.jsonl", {"step": step, "val": scores, "val_abs_rel": score})
+                if score < best:
+                    best = score
+                    save_checkpoint(run_dir / "best.pt", step=done, best=best, **ckpt)
+            if validate or done == cfg.steps or (cfg.save_every and done % cfg.save_every == 0):
+                save_checkpoint(run_dir / "last.pt", step=done, best=None if math.isinf(best) else best, **ckpt)
+        if on_step is not None:
+            on_step(step, loss_value)
+    barrier(info)
+    shutdown_distributed(info)
+    return {"steps": cfg.steps, "start_step": start, "loss": loss_value, "best_val_abs_rel": None if math.isinf(best)
+            else best, "run_dir": str(run_dir), "seconds": round(time.perf_counter() - t_start, 2),
+            "last": str(run_dir / "last.pt"), "best": str(run_dir / "best.pt") if not math.isinf(best) else None}
+
+
+def config_from_dict(*layers: dict, where: str = "training config") -> TrainConfig:
+    """A ``TrainConfig`` from dict layers (later wins); unknown keys and wrong types raise ``ConfigError``."""
+    from focalcli.config import build_dataclass
+
+    return build_dataclass(TrainConfig, *layers, where=where)
+
+
+def config_fields() -> list[str]:
+    """Names of the ``TrainConfig`` keys (for help texts and TOML files)."""
+    return [f.name for f in fields(TrainConfig)]

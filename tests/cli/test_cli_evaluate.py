@@ -1,0 +1,36 @@
+import json
+
+from typer.testing import CliRunner
+
+from focalcli.cli.app import app
+from tests.datasets_tiny import write_ddff_h5
+
+runner = CliRunner()
+
+
+def test_eval_classic_on_ddff_writes_json(tmp_path):
+    h5 = write_ddff_h5(tmp_path / "d.h5", n_val=2)
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["eval", "--method", "classic", "--data", f"ddff:{h5}", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "abs_rel" in res.stdout and "mean" in res.stdout
+    report = json.loads(out.read_text())
+    assert report["protocol"] == "ddff" and report["count"] == 2
+    assert set(report["mean"]) == {"abs_rel", "sq_rel", "rmse", "log_rmse", "bump", "delta1", "delta2", "delta3"}
+    assert [r["name"] for r in report["rows"]] == ["val_0000", "val_0001"]
+    again = runner.invoke(app, ["eval", "--method", "classic", "--data", f"ddff:{h5}", "--json", str(out)])
+    assert again.exit_code == 6 and "exists already" in again.output
+
+
+def test_eval_needs_exactly_one_method(tmp_path):
+    res = runner.invoke(app, ["eval", "--data", "procedural"])
+    assert res.exit_code == 2 and "exactly one" in res.output
+
+
+def test_eval_bad_data(tmp_path):
+    res = runner.invoke(app, ["eval", "--method", "classic", "--data", "nyu:x"])
+    assert res.exit_code == 4 and "unknown kind" in res.output
+    res = runner.invoke(app, ["eval", "--method", "classic", "--data", f"ddff:{tmp_path / 'no.h5'}"])
+    assert res.exit_code == 3 and "no such file" in res.output
+    res = runner.invoke(app, ["eval", "--method", "classic", "--data", "procedural", "--protocol", "kitti"])
+    assert res.exit_code == 2

@@ -1,0 +1,87 @@
+import json
+import math
+
+import pytest
+import torch
+
+from focalcli.errors import ConfigError, OutputError
+from focalcli.train.checkpoint import load_checkpoint
+from focalcli.train.loop import TrainConfig, train
+from tests.datasets_tiny import write_stacks
+
+# A model small enough that a step takes a few tens of milliseconds on one CPU core.
+TINY = {"image_size": 64, "width": 32, "depth": 4, "hooks": [1, 2, 3, 4], "heads": 2, "lstm_hidden": 32,
+        "lstm_layers": 1, "decoder_channels": [8, 16, 16, 32], "decoder_features": 16, "stem_branch": 8,
+        "stem_mid": 16, "stem_out": 8, "key_channels": 8}
+
+
+def tiny_config(data_dir, **kw) -> TrainConfig:
+    base = {"data": (f"stacks:{data_dir}",), "model_options": TINY, "steps": 20, "batch_size": 2, "crop": 16,
+            "warmup_steps": 2, "lr": 1e-3, "val_every": 10, "val_stacks": 1, "save_every": 5, "log_every": 1,
+            "workers": 0, "device": "cpu", "seed": 3}
+    return TrainConfig(**{**base, **kw})
+
+
+def read_log(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_train_smoke_20_steps(tmp_path):
+    data = write_stacks(tmp_path / "data", count=2, h=20, w=24)
+    seen = []
+    summary = train(tiny_config(data), tmp_path / "run", progress=lambda done, total, s: seen.append(done))
+    assert seen == list(range(1, 21))
+    log = read_log(tmp_path / "run")
+    losses = [r["loss"] for r in log if "loss" in r]
+    vals = [r for r in log if "val" in r]
+    assert len(losses) == 20 and all(math.isfinite(x) for x in losses)
+    assert [v["step"] for v in vals] == [9, 19] and "abs_rel" in vals[0]["val"][f"stacks:{data}:1.0"]
+    assert summary["best_val_abs_rel"] == min(v["val_abs_rel"] for v in vals)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["step"] == 20 and state["config"]["model_options"] == TINY
+    assert (tmp_path / "run" / "best.pt").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 20
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["model"])
+
+
+def test_resume_gives_the_same_next_losses(tmp_path):
+    data = write_stacks(tmp_path / "data", count=2, h=20, w=24)
+    cfg = tiny_config(data, steps=6, save_every=2, val_every=0)
+    train(cfg, tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_3(step, loss):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, tmp_path / "cut", on_step=kill_at_3)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["step"] == 4
+    summary = train(cfg, tmp_path / "cut", resume=True)
+    assert summary["start_step"] == 4
+    full = {r["step"]: r["loss"] for r in read_log(tmp_path / "full") if "loss" in r}
+    cut = {r["step"]: r["loss"] for r in read_log(tmp_path / "cut") if "loss" in r}
+    assert sorted(cut) == list(range(6))
+    assert [cut[s] for s in (4, 5)] == [full[s] for s in (4, 5)]  # bit for bit
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_run_dir_rules(tmp_path):
+    data = write_stacks(tmp_path / "data", count=1, h=20, w=24)
+    cfg = tiny_config(data, steps=1, val_every=0)
+    train(cfg, tmp_path / "run")
+    with pytest.raises(OutputError, match="not empty"):
+        train(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match="different lr"):
+        train(tiny_config(data, steps=2, val_every=0, lr=0.5), tmp_path / "run", resume=True)
+    assert train(tiny_config(data, steps=2, val_every=0), tmp_path / "run", resume=True)["start_step"] == 1
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="steps must be >= 1"):
+        TrainConfig(steps=0)
+    with pytest.raises(ConfigError, match="frames_max"):
+        TrainConfig(frames_min=5, frames_max=3)
