@@ -107,4 +107,5 @@ def test_list_models_contract():
     assert {r["name"] for r in rows} >= {"focdepthformer-base", "focdepthformer-tiny"}
     for r in rows:
         assert isinstance(r["params"], int) and isinstance(r["focus_distance_aware"], bool)
-        assert r["weights_shipped"] is False  # none ship yet
+        # exactly the default preset ships weights (package data focalcli/weights/NAME.safetensors)
+        assert r["weights_shipped"] is (r["name"] == "focdepthformer-tiny")

@@ -59,3 +59,17 @@ def test_model_method_errors(tiny_stack, tmp_path, micro_weights):
     r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method", "model",
                             "--weights", str(micro_weights), "--precision", "fp64"])
     assert r.exit_code == 2
+
+
+def test_shipped_default_model(plane_stack, tmp_path):
+    from focalcli.learned import default_weights
+    from focalcli.weights import read_metadata
+
+    meta = read_metadata(default_weights())
+    assert meta["model"] == "focdepthformer-tiny"
+    folder, gt = plane_stack
+    r = runner.invoke(app, ["predict", str(folder), "-o", str(tmp_path / "d.npy"), "--method", "model", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["units"] == "m"
+    d = np.load(tmp_path / "d.npy")
+    assert d.shape == gt.shape and np.isfinite(d).all() and d.min() > 0
