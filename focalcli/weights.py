@@ -119,11 +119,11 @@ def load_model(path: str | os.PathLike, *, device: str | None = None):
 
 
 def shipped_weights(name: str) -> Path | None:
-    """The weights file shipped with focal for preset ``name`` (package data ``focalcli/weights/NAME.safetensors``),
+    """The weights file shipped with focal for preset ``name`` (package data ``focalcli/pretrained/NAME.safetensors``),
     or None."""
     from importlib.resources import files
 
-    candidate = files("focalcli").joinpath("weights", f"{name}.safetensors")
+    candidate = files("focalcli").joinpath("pretrained", f"{name}.safetensors")
     return Path(str(candidate)) if candidate.is_file() else None
 
 

@@ -107,5 +107,5 @@ def test_list_models_contract():
     assert {r["name"] for r in rows} >= {"focdepthformer-base", "focdepthformer-tiny"}
     for r in rows:
         assert isinstance(r["params"], int) and isinstance(r["focus_distance_aware"], bool)
-        # exactly the default preset ships weights (package data focalcli/weights/NAME.safetensors)
+        # exactly the default preset ships weights (package data focalcli/pretrained/NAME.safetensors)
         assert r["weights_shipped"] is (r["name"] == "focdepthformer-tiny")
