@@ -50,7 +50,7 @@ def test_resume_gives_the_same_next_losses(tmp_path):
     train(cfg, tmp_path / "full")
 
     class Killed(Exception):
-        pass
+        """Stands in for the process being killed mid-run."""
 
     def kill_at_3(step, loss):
         if step == 3:

@@ -210,7 +210,7 @@ def _pyramid(image: np.ndarray) -> list[np.ndarray]:
 
 
 class _EccFailed(Exception):
-    pass
+    """ECC did not converge for one frame pair (caught inside this module, reported per frame)."""
 
 
 def _ecc(template: np.ndarray, moving: np.ndarray, warp: np.ndarray, model: str, iterations: int,

@@ -26,12 +26,10 @@ _MISSING = "cannot decode .exr here: install the OpenEXR package (pip install 'f
 
 def exr_backend() -> str | None:
     """``"openexr"``, ``"opencv"`` or None: what ``read_exr`` will use."""
-    try:
-        import OpenEXR  # noqa: F401
+    import importlib.util
 
+    if importlib.util.find_spec("OpenEXR") is not None:
         return "openexr"
-    except ImportError:
-        pass
     import cv2
 
     return "opencv" if cv2.haveImageReader("x.exr") and os.environ.get("OPENCV_IO_ENABLE_OPENEXR") == "1" else None
