@@ -80,6 +80,11 @@ def predict(stack: StackFolder | str | os.PathLike, *, method: str = "classic", 
     return METHODS[method](stack, aif=aif, progress=progress, **options)
 
 
+def _check_method_outputs(method: str, *, confidence: bool) -> None:
+    if confidence and method != "classic":
+        raise ConfigError(f"--confidence is available with --method classic only, not {method!r}")
+
+
 @dataclass(frozen=True)
 class PredictOutputs:
     """Where the outputs of one stack go."""
@@ -97,8 +102,13 @@ class PredictOutputs:
     def preview_path(self) -> Path:
         return self.depth.with_name(self.depth.stem + "_preview.png")
 
-    def check(self, overwrite: bool) -> None:
-        """Check every path before work starts (see ``check_output``)."""
+    def check(self, overwrite: bool, method: str = "classic") -> None:
+        """Check every path, and that ``method`` can make every output, before work starts (see ``check_output``).
+
+        Raises:
+            OutputError: a path is unusable. ConfigError: ``method`` gives no confidence map.
+        """
+        _check_method_outputs(method, confidence=self.confidence is not None)
         check_output(self.depth, overwrite=overwrite, suffixes=DEPTH_SUFFIXES)
         check_output(self.sidecar, overwrite=overwrite)
         if self.preview:
@@ -128,9 +138,7 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
         A summary dict (stack, outputs, units, frames, size) for printing or ``--json``.
     """
     sf = stack if isinstance(stack, StackFolder) else scan_stack(stack)
-    outputs.check(overwrite)
-    if outputs.confidence is not None and method != "classic":
-        raise ConfigError(f"--confidence is available with --method classic only, not {method!r}")
+    outputs.check(overwrite, method)
     result = predict(sf, method=method, aif=outputs.aif is not None, progress=progress, **options)
     meta = {
         "stack": str(sf.path),
@@ -163,7 +171,7 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
 
 def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_name: str = "depth.png",
                aif_name: str | None = None, confidence_name: str | None = None, preview: bool = False,
-               overwrite: bool = False) -> list[tuple[StackFolder, PredictOutputs]]:
+               method: str = "classic", overwrite: bool = False) -> list[tuple[StackFolder, PredictOutputs]]:
     """Scan every stack folder inside ``root`` and check its outputs in ``out_dir/NAME/`` before any work.
 
     Creates ``out_dir`` and its per-stack folders (empty) once everything checks out.
@@ -188,6 +196,7 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
         plans.append((sf, PredictOutputs(depth=d / depth_name, aif=d / aif_name if aif_name else None,
                                          confidence=d / confidence_name if confidence_name else None,
                                          preview=preview)))
+    _check_method_outputs(method, confidence=confidence_name is not None)  # before any folder is made
     for _, plan in plans:
         for p in (plan.depth, plan.sidecar, plan.aif, plan.confidence):
             if p is not None and p.exists() and not overwrite:
@@ -195,7 +204,7 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
     out_dir.mkdir(exist_ok=True)
     for _, plan in plans:
         plan.depth.parent.mkdir(exist_ok=True)
-        plan.check(overwrite)
+        plan.check(overwrite, method)
     return plans
 
 

@@ -73,3 +73,11 @@ def test_shipped_default_model(plane_stack, tmp_path):
     assert json.loads(r.stdout)["units"] == "m"
     d = np.load(tmp_path / "d.npy")
     assert d.shape == gt.shape and np.isfinite(d).all() and d.min() > 0
+
+
+def test_batch_model_confidence_is_refused_before_any_output(tiny_stack, plane_stack, tmp_path, micro_weights):
+    root = tiny_stack.parent
+    r = runner.invoke(app, ["predict", str(root), "-o", str(tmp_path / "out"), "--method", "model", "--weights",
+                            str(micro_weights), "--confidence", "c.npy"])
+    assert_one_line_error(r, 4, "--method classic only")
+    assert not (tmp_path / "out").exists()
