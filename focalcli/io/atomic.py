@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -41,7 +42,9 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, suffixes: Sequence
     return p
 
 
+@functools.cache
 def _umask() -> int:
+    # Reading the umask means setting it; do it once, not on every write (other threads may be creating files).
     mask = os.umask(0)
     os.umask(mask)
     return mask
