@@ -44,8 +44,9 @@ def test_rgbd_holdout_split_and_eval_items(tmp_path):
     assert {s.name for s in train.scenes}.isdisjoint({s.name for s in val.scenes})
     assert len(train) + len(val) == 4
     item = val.item(0)
-    assert item["frames"].shape == (3, 3, 24, 24) and item["depth"].shape == (1, 24, 24)
-    assert item["focus_distances_m"].tolist() == pytest.approx([0.5, 1 / 1.0625, 8.0], rel=1e-4)  # uniform diopters
+    assert item["frames"].shape == (3, 3, 20, 24) and item["depth"].shape == (1, 20, 24)  # long side eval_size
+    fd = item["focus_distances_m"].tolist()  # the scene-agnostic default schedule, uniform in diopters
+    assert fd == pytest.approx([0.6, 2 / (1 / 0.6 + 1 / 10), 10.0], rel=1e-4)
     assert same(item, val.item(0))
 
 
@@ -86,3 +87,46 @@ def test_rgbd_crops_avoid_depth_holes(tmp_path):
     for i in range(8):
         s = src.draw(sample_generator(0, i), (16, 16), 3)
         assert float((s["depth"] > 0).float().mean()) >= 0.5
+
+
+def _coc_change_px(params, depth) -> float:
+    """Median over pixels and frame pairs of the change of the CoC diameter (px) between adjacent frames."""
+    from focalcli.optics.thinlens import coc_gain
+
+    fd = torch.tensor(params.focus_distances_m, dtype=torch.float64)
+    cam = params.camera
+    gain = coc_gain(fd, cam.focal_length_mm / 1000, cam.f_number) / (cam.pixel_pitch_um * 1e-6)  # (N,) px / diopter
+    q = 1 / depth[depth > 0].double()
+    coc = gain[:, None] * (1 / fd[:, None] - q[None]).abs()  # (N, P)
+    return float(coc.diff(dim=0).abs().median())
+
+
+def test_training_blur_is_the_blur_of_use(tmp_path):
+    """Training crops are windows of a virtual image as wide as the model's working resolution, so the blur in
+    pixels matches what the model sees at inference (a 10-frame F/2 stack of a 50 mm full-frame camera changes its
+    blur by ~3-4 px per frame at 512 px). Old code set the pixel pitch to sensor width / crop width: ~0.4-1.4 px."""
+    src = build_source(parse_data_spec("procedural"), train=True, synth_options={"shapes": 6})
+    changes = []
+    for i in range(60):
+        params, _, depth = src.draw_params(sample_generator(3, i), (64, 64), 10)
+        assert params.camera.pixel_pitch_um >= 1000 * 23.5 / 768 - 1e-6  # sensor width / at most 768 px
+        changes.append(_coc_change_px(params, depth))
+    assert 2.0 < float(np.median(changes)) < 12.0
+
+
+def test_rgbd_crops_are_windows_of_a_virtual_image(tmp_path):
+    root = write_rgbd(tmp_path / "rgbd", count=3, h=300, w=400)
+    src = build_source(parse_data_spec(f"synth:{root}"), train=True,
+                       synth_options={"holdout": 0, "image_width_px": [300.0, 300.0]})
+    params, rgb, depth = src.draw_params(sample_generator(0, 1), (64, 64), 4)
+    assert rgb.shape == (3, 64, 64) and depth.shape == (1, 64, 64)
+    # the pixel pitch is the sensor width over the virtual width (300 px), not over the 64-px window
+    assert 1000 * 23.5 / 300 - 1e-4 <= params.camera.pixel_pitch_um <= 1000 * 36 / 300 + 1e-4
+
+
+def test_rendered_training_stacks_are_clean_for_the_augmentation():
+    src = build_source(parse_data_spec("procedural"), train=True, synth_options={"shapes": 6,
+                                                                              "render_method": "gather"})
+    frames = src.draw(sample_generator(0, 0), (32, 32), 3)["frames"]
+    levels = frames * 255
+    assert float((levels - levels.round()).abs().max()) > 1e-3  # float, not yet quantised to 8 bits

@@ -43,6 +43,16 @@ def synth(
     shot_noise: float = typer.Option(0.0, "--shot-noise", min=0.0, help="Shot-noise variance per unit signal."),
     read_noise: float = typer.Option(0.0, "--read-noise", min=0.0, help="Read-noise std (fraction of full scale)."),
     bit_depth: int = typer.Option(8, "--bit-depth", help="Frame bit depth: 8 or 16."),
+    random: int = typer.Option(0, "--random", min=0, help="Instead of one stack per scene: this many random "
+                               "training samples (windows of virtual images, random optics and schedules) drawn from "
+                               "the training split of --rgbd and from dead-leaves scenes; for focal train --data "
+                               "stacks:OUT."),
+    crop: int = typer.Option(256, "--crop", min=16, help="--random: sample side (px)."),
+    holdout: int = typer.Option(5, "--holdout", min=0, help="--random: every K-th RGB-D scene is held out."),
+    exclude: list[str] | None = typer.Option(None, "--exclude", help="--random: leave out RGB-D scenes whose name "
+                                             "contains this (repeatable), e.g. non-commercial data."),
+    procedural_share: float = typer.Option(0.5, "--procedural-share", min=0.0, max=1.0,
+                                           help="--random: share of dead-leaves samples."),
     overwrite: bool = overwrite_option(),
     as_json: bool = json_option(),
 ) -> None:
@@ -55,7 +65,8 @@ def synth(
     render = SynthConfig(method=method, psf=psf, shot_noise=shot_noise, read_noise=read_noise, bit_depth=bit_depth)
     job = SynthJob(frames=frames, f_number=f_number, focal_length_mm=focal_length, sensor_width_mm=sensor_width,
                    schedule=schedule, seed=seed, procedural=procedural, procedural_size=_size(procedural_size),
-                   depth_scale=depth_scale, render=render)
+                   depth_scale=depth_scale, render=render, random=random, crop=crop, holdout=holdout,
+                   exclude=tuple(exclude or ()), procedural_share=procedural_share)
     workers = workers or min(8, os.cpu_count() or 1)
     with con.progress_bar("synth", None) as advance:
         manifest = synthesize(rgbd, out, job, workers=workers, overwrite=overwrite, progress=advance)

@@ -28,7 +28,7 @@ class DeadLeavesConfig:
     min_radius: float = 0.03  # smallest shape radius, fraction of the image diagonal
     max_radius: float = 0.3  # largest shape radius, fraction of the image diagonal
     slant: float = 0.15  # max relative change of inverse depth across a shape's plane
-    texture_scale: tuple[float, float] = (0.5, 2.0)  # texture magnification range (log-uniform)
+    texture_scale: tuple[float, float] = (0.6, 1.5)  # texture magnification range (log-uniform; > 1 softens detail)
 
 
 def _rand(g: torch.Generator, *shape: int) -> torch.Tensor:
@@ -36,14 +36,20 @@ def _rand(g: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def noise_texture(generator: torch.Generator, height: int, width: int) -> torch.Tensor:
-    """A colourful band-limited noise texture (3, H, W) in [0, 1], from a generator (used without real images)."""
+    """A colourful band-limited noise texture (3, H, W) in [0, 1], from a generator (used without real images).
+
+    Octaves from a few cells across the image down to 2-pixel detail, with amplitude falling as 1/octave (a
+    pink-ish spectrum): the fine octaves give the 1-2 px texture that real photographs have at full resolution.
+    """
     out = torch.zeros(3, height, width, dtype=torch.float64)
-    for octave in range(1, 6):
+    octaves = max(1, int(math.log2(max(2, min(height, width) // 2))))
+    for octave in range(1, octaves + 1):
         cells = 2**octave
         low = torch.randn(1, 3, cells + 1, cells + 1, generator=generator, dtype=torch.float64)
         out += F.interpolate(low, size=(height, width), mode="bicubic", align_corners=True)[0] / octave
     base = _rand(generator, 3, 1, 1)
-    out = base + 0.15 * out / out.std().clamp_min(1e-6)
+    contrast = 0.05 + 0.2 * _rand(generator)  # from faint to strong texture
+    out = base + contrast * out / out.std().clamp_min(1e-6)
     return out.clamp(0, 1).float()
 
 
@@ -108,7 +114,7 @@ def dead_leaves(
         if textures:
             t = textures[int(torch.randint(len(textures), (), generator=g))]
         else:
-            t = noise_texture(g, max(64, height // 2), max(64, width // 2))
+            t = noise_texture(g, max(64, height), max(64, width))
         return _textured(t, g, height, width, config.texture_scale)
 
     def plane(q0: float) -> torch.Tensor:

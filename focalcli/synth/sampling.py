@@ -27,6 +27,7 @@ __all__ = [
     "SampleParams",
     "SamplingRanges",
     "Schedule",
+    "agnostic_schedule",
     "fixed_params",
     "focus_schedule",
     "parse_schedule",
@@ -111,18 +112,28 @@ def focus_schedule(
 
 @dataclass(frozen=True)
 class SamplingRanges:
-    """Ranges for random training samples (log-uniform for optics, uniform otherwise)."""
+    """Ranges for random training samples (log-uniform for optics and noise, uniform otherwise).
 
-    f_number: tuple[float, float] = (1.4, 8.0)  # N, log-uniform
-    focal_length_mm: tuple[float, float] = (24.0, 85.0)  # f, log-uniform
-    sensor_width_mm: tuple[float, float] = (23.5, 36.0)  # APS-C to full frame; pixel pitch = width / image width
-    frames: tuple[int, int] = (5, 10)  # stack length, inclusive
-    schedules: tuple[str, ...] = ("depth", "random")  # schedule kinds, drawn uniformly
+    The defaults describe use: what ``focal predict`` sees at its working resolution (``--max-size`` 512), stacks of
+    2-16 frames focused the way a photographer would, and 8-bit sensor noise.
+    """
+
+    f_number: tuple[float, float] = (1.4, 5.6)  # N, log-uniform (wide apertures: focal stacks are shot for blur)
+    focal_length_mm: tuple[float, float] = (35.0, 105.0)  # f, log-uniform
+    sensor_width_mm: tuple[float, float] = (23.5, 36.0)  # APS-C to full frame
+    # Width (px) of the whole virtual image a training crop is a window of: pixel pitch = sensor width / this width,
+    # so a crop shows the blur (in px) a camera records at that resolution. Drawn around the model's working
+    # resolution (focal predict --max-size 512): the blur the model learns is the blur it will see.
+    image_width_px: tuple[float, float] = (384.0, 768.0)  # log-uniform
+    frames: tuple[int, int] = (2, 16)  # stack length, inclusive
+    agnostic_share: float = 0.6  # share of scene-agnostic schedules (the rest: bounds near depth percentiles)
+    agnostic_near_m: tuple[float, float] = (0.25, 2.0)  # scene-agnostic: nearest focus (m), log-uniform
+    agnostic_ratio: tuple[float, float] = (1.5, 40.0)  # scene-agnostic: farthest / nearest focus, log-uniform
     psfs: tuple[str, ...] = ("disk", "gaussian", "power")  # PSF families, drawn uniformly
     psf_power: tuple[float, float] = (2.0, 16.0)  # p of the power PSF, log-uniform
-    shot_noise: tuple[float, float] = (0.0, 2e-3)  # uniform
-    read_noise: tuple[float, float] = (0.0, 3e-3)  # uniform
-    gain_jitter: float = 0.05  # std of log exposure per frame
+    shot_noise: tuple[float, float] = (1e-5, 3e-3)  # variance per unit linear signal, log-uniform (ISO 100-6400)
+    read_noise: tuple[float, float] = (2e-4, 5e-3)  # std in linear full-scale units, log-uniform
+    gain_jitter: float = 0.03  # std of log exposure per frame
     crop: tuple[int, int] | None = None  # (H, W) random crop, or None
     flip: bool = True  # random horizontal flip
     color_jitter: float = 0.1  # per-channel gain in exp(+-color_jitter)
@@ -156,6 +167,8 @@ def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
 
 
 def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    if lo <= 0:  # a range from zero has no log scale
+        return _uniform(g, lo, hi)
     return math.exp(_uniform(g, math.log(lo), math.log(hi)))
 
 
@@ -183,8 +196,33 @@ def fixed_params(
                         psf=psf, psf_power=psf_power, shot_noise=shot_noise, read_noise=read_noise)
 
 
+def agnostic_schedule(
+    generator: torch.Generator, depth: torch.Tensor, n: int, ranges: SamplingRanges = SamplingRanges(),
+    tries: int = 20,
+) -> tuple[float, float]:
+    """Bounds ``(near, far)`` in metres of a scene-agnostic schedule, as a photographer would pick them.
+
+    ``near`` is log-uniform in ``ranges.agnostic_near_m`` and ``far = near * ratio`` with the ratio log-uniform in
+    ``ranges.agnostic_ratio``: the bounds do not follow the scene's depth percentiles, so parts of the scene may lie
+    beyond either end. They are redrawn (up to ``tries`` times) until they overlap the scene's 5-95 % depth range, so
+    the stack sees at least part of the scene in focus.
+    """
+    valid = torch.isfinite(depth) & (depth > 0)
+    values = depth[valid].double()
+    lo, hi = (float(v) for v in torch.quantile(values[:: max(1, values.numel() >> 20)],
+                                               torch.tensor([0.05, 0.95], dtype=torch.float64)))
+    near = far = 0.0
+    for _ in range(tries):
+        near = _log_uniform(generator, *ranges.agnostic_near_m)
+        far = near * _log_uniform(generator, *ranges.agnostic_ratio)
+        if near <= hi and far >= lo:
+            break
+    return near, far
+
+
 def sample_params(
-    generator: torch.Generator, depth: torch.Tensor, ranges: SamplingRanges = SamplingRanges()
+    generator: torch.Generator, depth: torch.Tensor, ranges: SamplingRanges = SamplingRanges(), *,
+    image_width: float | None = None,
 ) -> SampleParams:
     """Draw random parameters for one training sample.
 
@@ -192,6 +230,9 @@ def sample_params(
         generator: the only source of randomness (CPU generator).
         depth: the scene's depth in metres, shape (1, H, W); sets the image size and the depth schedules.
         ranges: what to draw from.
+        image_width: width (px) of the whole virtual image ``depth`` is a window of (see
+            ``SamplingRanges.image_width_px``); the pixel pitch is the sensor width over it. None: ``depth``'s
+            width (after ``ranges.crop``), i.e. the image is the whole frame.
     """
     H, W = depth.shape[-2:]
     g = generator
@@ -203,13 +244,16 @@ def sample_params(
         crop = (int(torch.randint(H - ch + 1, (), generator=g)), int(torch.randint(W - cw + 1, (), generator=g)),
                 ch, cw)
         depth = depth[..., crop[0] : crop[0] + ch, crop[1] : crop[1] + cw]
-    width = depth.shape[-1]
+    width = float(image_width) if image_width is not None else float(depth.shape[-1])
     f_mm = _log_uniform(g, *ranges.focal_length_mm)
     camera = Camera(focal_length_mm=round(f_mm, 4), f_number=round(_log_uniform(g, *ranges.f_number), 4),
-                    pixel_pitch_um=round(thinlens.pixel_pitch_um(_uniform(g, *ranges.sensor_width_mm), width), 6))
+                    pixel_pitch_um=round(1000.0 * _uniform(g, *ranges.sensor_width_mm) / width, 6))
     n = int(torch.randint(ranges.frames[0], ranges.frames[1] + 1, (), generator=g))
-    kind = _choice(g, ranges.schedules)
-    schedule = parse_schedule(kind)
+    if _uniform(g, 0.0, 1.0) < ranges.agnostic_share:
+        near, far = agnostic_schedule(g, depth, n, ranges)
+        schedule = Schedule("uniform", (round(near, 6), round(far, 6)))
+    else:
+        schedule = parse_schedule("random")
     fd = focus_schedule(schedule, depth, n, g, min_distance=f_mm / 1000.0)
     psf = _choice(g, ranges.psfs)
     exposure = torch.exp(torch.randn(len(fd), generator=g, dtype=torch.float64) * ranges.gain_jitter)
@@ -220,8 +264,8 @@ def sample_params(
         schedule=str(schedule),
         psf=psf,
         psf_power=round(_log_uniform(g, *ranges.psf_power), 4) if psf == "power" else 8.0,
-        shot_noise=_uniform(g, *ranges.shot_noise),
-        read_noise=_uniform(g, *ranges.read_noise),
+        shot_noise=_log_uniform(g, *ranges.shot_noise),
+        read_noise=_log_uniform(g, *ranges.read_noise),
         exposure=tuple(round(float(x), 6) for x in exposure),
         crop=crop,
         flip=bool(ranges.flip and torch.rand((), generator=g) < 0.5),

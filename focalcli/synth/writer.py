@@ -5,17 +5,25 @@ For each scene NAME it writes ``OUT/NAME/stack/`` (frames + ``stack.json`` with 
 and ``OUT/NAME/scene.json`` (source, seed, every parameter), and at the end ``OUT/manifest.json`` listing
 everything. A scene is rendered into ``OUT/.NAME.partial`` and renamed when complete, so ``OUT/NAME`` is always
 whole; a second run skips complete scenes rendered with the same options and redoes partial ones.
+
+With ``SynthJob.random = COUNT`` it writes COUNT random *training* samples instead (``OUT/random__000000`` ...,
+same layout): each a ``crop``-px window of a virtual image with random optics, focus schedule and PSF, drawn like
+the on-the-fly training sources (``train.data.synthetic``) from the training split of the RGB-D scenes (held-out
+scenes are never used) or from dead-leaves scenes. Noise-free unless the job asks for noise: ``focal train`` adds
+sensor noise and picks sub-schedules of these stacks as augmentation, so one rendered set serves many epochs on a
+machine where rendering, not the model, would bound training.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import zlib
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -54,6 +62,11 @@ class SynthJob:
     procedural_size: tuple[int, int] = (480, 640)  # (H, W) of procedural scenes
     depth_scale: float | None = None  # depth PNG value per metre for folder pairs (None = 1000 / annotations)
     render: SynthConfig = field(default_factory=SynthConfig)  # renderer options
+    random: int = 0  # > 0: this many random training samples instead of one stack per scene (see synthesize)
+    crop: int = 256  # random samples: side (px) of the window of a virtual image
+    holdout: int = 5  # random samples: every K-th RGB-D scene is held out (never drawn; 0 = none)
+    exclude: tuple[str, ...] = ()  # random samples: leave out RGB-D scenes whose name contains any of these
+    procedural_share: float = 0.5  # random samples: share drawn from dead-leaves scenes (the rest from RGB-D)
 
     def __post_init__(self):
         if self.frames < 1:
@@ -64,6 +77,8 @@ class SynthJob:
             raise ConfigError("--procedural must be >= 0 and procedural scenes at least 8x8 px")
         if self.depth_scale is not None and self.depth_scale <= 0:
             raise ConfigError(f"--depth-scale must be > 0, got {self.depth_scale}")
+        if self.random < 0 or self.crop < 16 or self.holdout < 0 or not 0 <= self.procedural_share <= 1:
+            raise ConfigError("--random must be >= 0, --crop >= 16, --holdout >= 0, --procedural-share in [0, 1]")
         schedule = parse_schedule(self.schedule)
         if schedule.kind == "random":
             raise ConfigError("--schedule random is for training loaders; use depth, uniform:NEAR,FAR or list:...")
@@ -71,6 +86,7 @@ class SynthJob:
     def to_json(self) -> dict:
         d = asdict(self)
         d["procedural_size"] = list(self.procedural_size)
+        d["exclude"] = list(self.exclude)
         return d
 
 
@@ -82,9 +98,34 @@ def scene_seed(seed: int, name: str) -> int:
 @dataclass(frozen=True)
 class _Task:
     name: str
-    scene: RGBDScene | None  # None for procedural
+    scene: RGBDScene | None  # None for procedural and random samples
     index: int  # procedural index
     textures: tuple[RGBDScene, ...]  # texture sources for procedural scenes
+    rgbd: str | None = None  # random samples: the RGB-D folder they are drawn from (None: procedural only)
+    random: bool = False  # a random training sample (SynthJob.random)
+
+
+@functools.lru_cache(maxsize=2)
+def _training_sources(rgbd: str | None, options: str):
+    """The training sources random samples are drawn from: (RGB-D source or None, procedural source); built once
+    per process (``options`` is their JSON)."""
+    from focalcli.train.data.synthetic import synthetic_source
+
+    opts = json.loads(options)
+    rgbd_source = synthetic_source("synth", rgbd, train=True, **opts) if rgbd is not None else None
+    return rgbd_source, synthetic_source("procedural", None, train=True, **opts)
+
+
+def _random_params(task: _Task, job: SynthJob, g: torch.Generator):
+    """A random training sample: a window of a virtual image with random optics and schedule (``train.data``'s
+    synthetic sources), with the noise of ``job.render`` (none by default: add it when training)."""
+    options = {"holdout": job.holdout, "exclude": list(job.exclude), "texture_dir": task.rgbd or ""}
+    rgbd_source, procedural = _training_sources(task.rgbd, json.dumps(options, sort_keys=True))
+    use_procedural = rgbd_source is None or float(torch.rand((), generator=g)) < job.procedural_share
+    source = procedural if use_procedural else rgbd_source
+    params, rgb, depth = source.draw_params(g, (job.crop, job.crop), job.frames)
+    params = replace(params, shot_noise=job.render.shot_noise, read_noise=job.render.read_noise)
+    return rgb, depth, params, {"kind": "random", "source": source.name}
 
 
 def _textures(scenes: tuple[RGBDScene, ...]) -> list[torch.Tensor]:
@@ -118,12 +159,15 @@ def _render_scene(task: _Task, job: SynthJob, out: Path, threads: int) -> dict:
     tmp, final = out / f".{task.name}.partial", out / task.name
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        rgb, depth, meta = _load(task, job, g)
-        camera = Camera(focal_length_mm=job.focal_length_mm, f_number=job.f_number,
-                        pixel_pitch_um=round(pixel_pitch_um(job.sensor_width_mm, rgb.shape[-1]), 6))
-        r = job.render
-        params = fixed_params(camera, parse_schedule(job.schedule), depth, job.frames, psf=r.psf,
-                              psf_power=r.psf_power, shot_noise=r.shot_noise, read_noise=r.read_noise)
+        if task.random:
+            rgb, depth, params, meta = _random_params(task, job, g)
+        else:
+            rgb, depth, meta = _load(task, job, g)
+            camera = Camera(focal_length_mm=job.focal_length_mm, f_number=job.f_number,
+                            pixel_pitch_um=round(pixel_pitch_um(job.sensor_width_mm, rgb.shape[-1]), 6))
+            r = job.render
+            params = fixed_params(camera, parse_schedule(job.schedule), depth, job.frames, psf=r.psf,
+                                  psf_power=r.psf_power, shot_noise=r.shot_noise, read_noise=r.read_noise)
         stack, gt = render_sample(rgb, depth, params, config=job.render, generator=g)
     except FocalError as e:
         if task.name in str(e):
@@ -184,7 +228,8 @@ def synthesize(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Render focal stacks for every RGB-D scene under ``rgbd`` and ``job.procedural`` dead-leaves scenes.
+    """Render focal stacks for every RGB-D scene under ``rgbd`` and ``job.procedural`` dead-leaves scenes, or
+    ``job.random`` random training samples (module docstring).
 
     Args:
         rgbd: folder of RGB-D scenes (``io.rgbd.find_rgbd``), or None for procedural scenes only.
@@ -203,12 +248,16 @@ def synthesize(
         OutputError: ``out`` is a file, its parent is missing, or it holds scenes made with other options.
     """
     out = Path(out)
-    if rgbd is None and job.procedural == 0:
-        raise ConfigError("nothing to render: give --rgbd DIR and/or --procedural COUNT")
+    if rgbd is None and job.procedural == 0 and job.random == 0:
+        raise ConfigError("nothing to render: give --rgbd DIR, --procedural COUNT or --random COUNT")
     scenes = find_rgbd(rgbd, job.depth_scale) if rgbd is not None else []
-    textures = tuple(scenes[:: max(1, len(scenes) // _TEXTURE_POOL)][:_TEXTURE_POOL])
-    tasks = [_Task(s.name, s, -1, ()) for s in scenes]
-    tasks += [_Task(f"procedural__{i:05d}", None, i, textures) for i in range(job.procedural)]
+    if job.random:
+        tasks = [_Task(f"random__{i:06d}", None, i, (), None if rgbd is None else str(rgbd), True)
+                 for i in range(job.random)]
+    else:
+        textures = tuple(scenes[:: max(1, len(scenes) // _TEXTURE_POOL)][:_TEXTURE_POOL])
+        tasks = [_Task(s.name, s, -1, ()) for s in scenes]
+        tasks += [_Task(f"procedural__{i:05d}", None, i, textures) for i in range(job.procedural)]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     if not out.parent.is_dir():

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from focalcli.errors import ConfigError
+from focalcli.train.data.augment import AugmentOptions, augment
 from focalcli.train.data.base import Source, sample_generator
 
 __all__ = ["DATA_KINDS", "DataSpec", "MixtureDataset", "StepBatchSampler", "build_source", "parse_data_spec"]
@@ -101,16 +102,19 @@ class MixtureDataset(Dataset):
         weights: one positive weight per source.
         seed: the run's seed.
         crop: spatial size ``(H, W)`` of every sample.
-        n_frames: inclusive range of stack lengths for synthetic sources, drawn once per step.
+        n_frames: inclusive range of stack lengths, drawn once per step (synthetic sources render that many frames,
+            longer stacks give sub-schedules when ``augment.subsets``).
+        augment: the augmentation applied to every sample (``train.data.augment``); None = none.
     """
 
     def __init__(self, sources: Sequence[Source], weights: Sequence[float], *, seed: int, crop: tuple[int, int],
-                 n_frames: tuple[int, int] = (5, 5)):
+                 n_frames: tuple[int, int] = (5, 5), augment: AugmentOptions | None = None):
         if len(sources) != len(weights) or not sources:
             raise ConfigError("the training mixture needs at least one source and one weight per source")
         self.sources = list(sources)
         self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
         self.seed, self.crop, self.n_frames = int(seed), tuple(crop), tuple(n_frames)
+        self.augment = augment
 
     def step_choice(self, step: int) -> tuple[int, int]:
         """``(source index, stack length)`` used by every sample of ``step``."""
@@ -122,7 +126,10 @@ class MixtureDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict:
         step, j = key
         source, n = self.step_choice(step)
-        s = self.sources[source].draw(sample_generator(self.seed, step, j + 1), self.crop, n)
+        g = sample_generator(self.seed, step, j + 1)
+        s = self.sources[source].draw(g, self.crop, n)
+        if self.augment is not None:
+            s = augment(s, g, n, self.augment)
         return {k: s[k] for k in ("frames", "focus_distances_m", "depth")}
 
     def __len__(self) -> int:  # samples are unlimited; the sampler decides how many are drawn

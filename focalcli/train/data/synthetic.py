@@ -2,17 +2,26 @@
 
 - ``synth:DIR``: the RGB-D scenes under DIR (``focalcli.io.rgbd.find_rgbd``). Every ``holdout``-th scene (in name
   order, starting with the first) is held out: never drawn for training, and the evaluation set is made of them.
-- ``procedural``: dead-leaves scenes (``focalcli.synth.procedural``), textured with images of ``texture_dir`` when
-  given, else procedural noise. Training and evaluation scenes come from unrelated seed streams.
+- ``procedural``: dead-leaves scenes (``focalcli.synth.procedural``), textured with the training scenes of
+  ``texture_dir`` when given (held-out scenes are never used as textures), else procedural noise. Training and
+  evaluation scenes come from unrelated seed streams.
 
-Training samples draw camera, focus schedule, PSF, noise, exposure, colour gains, crop, flip and (for RGB-D) a
-random downscale from the passed generator (``synth.sampling.sample_params``), with the stack length fixed by the
-step. Evaluation items are deterministic: the scene's centre ``eval_size`` square (RGB-D downscaled first so the
-short side is ``eval_size``), rendered at ``eval_f_number`` with the scene-agnostic schedule ``eval_schedule``.
+A training sample is a window (``size``, e.g. 256 px) of a *virtual image* whose width is drawn per sample
+(``image_width_px``, around the model's working resolution): an RGB-D scene is resized to that width (never below
+the window) and cropped, a procedural scene is drawn at the window's size; the pixel pitch is the sensor width over
+the virtual width, so the window shows the blur a camera records at that resolution (``synth.sampling``). Camera,
+focus schedule, PSF, exposure, colour gains and flip come from the passed generator. Training stacks are rendered
+without noise and in float: sensor noise and 8-bit quantisation are added for every source alike by the training
+augmentation (``train.data.augment``).
+
+Evaluation items are deterministic and look like use: the scene at up to ``eval_size`` px on its long side (a
+procedural scene is ``eval_size`` x 3/4 of it), ``eval_frames`` frames at ``eval_f_number`` with the scene-agnostic
+``eval_schedule``, a full-frame ``eval_focal_length_mm`` lens, shot + read noise and 8-bit frames.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -27,6 +36,9 @@ __all__ = ["SyntheticOptions", "synthetic_source"]
 
 _EVAL_STREAM = 0x5EED_E7A1  # seed key of procedural evaluation scenes (training uses the run's seed)
 _CROP_TRIES = 20  # RGB-D crops drawn before giving up on finding enough valid depth
+_TEXTURES = 12  # procedural textures: at most this many training scenes
+_TEXTURE_SIDE = 640  # textures keep their native detail up to this long side (px)
+_CACHE_SIDE = 1280  # RGB-D scenes are cached at most this large (long side, px)
 
 
 @dataclass(frozen=True)
@@ -34,37 +46,50 @@ class SyntheticOptions:
     """Options of the synthetic sources (``synth_options`` in the training config)."""
 
     holdout: int = 5  # synth:DIR holds out every K-th scene for evaluation (0 = none: evaluate on all)
+    exclude: tuple[str, ...] = ()  # synth:DIR / texture_dir: leave out scenes whose name contains any of these
     min_valid: float = 0.2  # synth:DIR training crops need at least this fraction of valid depth (redrawn if not)
-    texture_dir: str = ""  # procedural: texture images are cut from the RGB-D scenes here ("" = noise)
+    texture_dir: str = ""  # procedural: texture images are cut from the training RGB-D scenes here ("" = noise)
     shapes: int = 40  # procedural: shapes per scene
-    f_number: tuple[float, float] = (1.4, 8.0)  # training: f-number range (log-uniform)
-    focal_length_mm: tuple[float, float] = (24.0, 85.0)  # training: focal length range (log-uniform)
-    render_method: str = "layered"  # layered (occlusion-aware) or gather
+    f_number: tuple[float, float] = (1.4, 5.6)  # training: f-number range (log-uniform)
+    focal_length_mm: tuple[float, float] = (35.0, 105.0)  # training: focal length range (log-uniform)
+    image_width_px: tuple[float, float] = (384.0, 768.0)  # training: virtual image width (px), log-uniform
+    render_method: str = "layered"  # layered (occlusion-aware), gather, or mixed (each sample draws one)
     eval_items: int = 16  # procedural: number of evaluation scenes
-    eval_size: int = 256  # evaluation items are eval_size x eval_size
-    eval_frames: int = 5  # evaluation stack length
+    eval_size: int = 640  # evaluation images: long side (px) at most
+    eval_frames: int = 10  # evaluation stack length
     eval_f_number: float = 2.0  # evaluation aperture
     eval_focal_length_mm: float = 50.0  # evaluation focal length
-    eval_sensor_width_mm: float = 36.0  # evaluation sensor width (pixel pitch = width / eval_size)
-    eval_schedule: str = "uniform:0.5,8"  # evaluation focus schedule (synth.sampling.parse_schedule), scene-agnostic
+    eval_sensor_width_mm: float = 36.0  # evaluation sensor width (pixel pitch = width / image width)
+    eval_schedule: str = "uniform:0.6,10"  # evaluation focus schedule (synth.sampling.parse_schedule), scene-agnostic
+    eval_shot_noise: float = 5e-4  # evaluation shot noise (variance per unit linear signal)
+    eval_read_noise: float = 2e-3  # evaluation read noise (std, linear full scale)
 
 
-def _fit(rgb: torch.Tensor, depth: torch.Tensor, short: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize so the short side is ``short`` px: bilinear colour (antialiased), nearest depth (holes stay 0)."""
+def _fit(rgb: torch.Tensor, depth: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize to ``size`` (H, W): area/bilinear colour (antialiased when shrinking), nearest depth (holes stay 0)."""
     h, w = rgb.shape[-2:]
-    s = short / min(h, w)
-    if abs(s - 1) < 1e-6:
+    if (h, w) == tuple(size):
         return rgb, depth
-    size = (max(short, round(h * s)), max(short, round(w * s)))
-    rgb = F.interpolate(rgb[None], size=size, mode="bilinear", antialias=s < 1, align_corners=False)[0]
+    shrink = size[0] < h
+    rgb = F.interpolate(rgb[None], size=size, mode="bilinear", antialias=shrink, align_corners=False)[0]
     depth = F.interpolate(depth[None], size=size, mode="nearest")[0]
     return rgb.clamp(0, 1), depth
 
 
-def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top : top + size, left : left + size]
+def _scaled(h: int, w: int, scale: float) -> tuple[int, int]:
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    u = float(torch.rand((), generator=g, dtype=torch.float64))
+    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+
+def _keep(scenes: list, holdout: int, exclude: tuple[str, ...], train: bool) -> list:
+    """The training (``train``) or held-out scenes, without excluded names."""
+    if holdout:
+        scenes = [s for i, s in enumerate(scenes) if (i % holdout != 0) == train]
+    return [s for s in scenes if not any(x in s.name for x in exclude)]
 
 
 class SyntheticSource:
@@ -79,17 +104,19 @@ class SyntheticSource:
         self._items: dict[int, dict] = {}  # rendered evaluation items (deterministic, so rendered once)
 
     # --- scenes
-    def _scene(self, index: int, short: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _scene(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scene ``index`` as (sRGB (3, H, W), depth (1, H, W)), decoded once per process at a bounded size."""
         from focalcli.io.rgbd import load_rgbd
 
         scene = self.scenes[index]
-        if scene.name not in self._cache:  # decoded once per process, kept at a bounded size
+        if scene.name not in self._cache:
             s = load_rgbd(scene)
             if not bool((s.depth > 0).any()):
                 raise InputError(f"{scene.name}: no valid depth")
             rgb, depth = s.rgb, s.depth
-            if min(rgb.shape[-2:]) > short:
-                rgb, depth = _fit(rgb, depth, short)
+            h, w = rgb.shape[-2:]
+            if max(h, w) > _CACHE_SIDE:
+                rgb, depth = _fit(rgb, depth, _scaled(h, w, _CACHE_SIDE / max(h, w)))
             self._cache[scene.name] = (rgb, depth)
         return self._cache[scene.name]
 
@@ -103,18 +130,23 @@ class SyntheticSource:
         from focalcli.io.rgbd import load_rgbd
 
         rgb = load_rgbd(scene).rgb
-        return _fit(rgb, torch.zeros(1, *rgb.shape[-2:]), 256)[0] if min(rgb.shape[-2:]) > 256 else rgb
+        h, w = rgb.shape[-2:]
+        if max(h, w) > _TEXTURE_SIDE:
+            rgb = _fit(rgb, torch.zeros(1, h, w), _scaled(h, w, _TEXTURE_SIDE / max(h, w)))[0]
+        return rgb
 
     def _procedural(self, g: torch.Generator, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
         from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
 
         return dead_leaves(g, h, w, self._texture_pool(), DeadLeavesConfig(shapes=self.options.shapes))
 
-    def _render(self, rgb, depth, params, g) -> dict:
+    def _render(self, rgb, depth, params, g, *, method: str, noise: bool) -> dict:
         from focalcli.synth.render import SynthConfig, render_sample
 
-        stack, gt = render_sample(rgb, depth, params, config=SynthConfig(method=self.options.render_method),
-                                  generator=g)
+        if not noise:
+            params = replace(params, shot_noise=0.0, read_noise=0.0)
+        config = SynthConfig(method=method, bit_depth=8 if noise else 0)
+        stack, gt = render_sample(rgb, depth, params, config=config, generator=g)
         return {"frames": stack.frames, "focus_distances_m": stack.focus_distances_m.float(), "depth": gt}
 
     # --- the Source protocol
@@ -132,43 +164,63 @@ class SyntheticSource:
 
         o, size = self.options, self.options.eval_size
         if self.scenes is None:
-            rgb, depth = self._procedural(sample_generator(_EVAL_STREAM, index), size, size)
+            rgb, depth = self._procedural(sample_generator(_EVAL_STREAM, index), size * 3 // 4, size)
             name = f"procedural_{index:04d}"
         else:
-            rgb, depth = self._scene(index, max(size, 3 * size))
-            rgb, depth = _fit(rgb, depth, size)
-            rgb, depth = _centre(rgb, size), _centre(depth, size)
+            rgb, depth = self._scene(index)
+            h, w = rgb.shape[-2:]
+            if max(h, w) > size:
+                rgb, depth = _fit(rgb, depth, _scaled(h, w, size / max(h, w)))
             name = self.scenes[index].name
         camera = Camera(focal_length_mm=o.eval_focal_length_mm, f_number=o.eval_f_number,
-                        pixel_pitch_um=pixel_pitch_um(o.eval_sensor_width_mm, size))
-        params = fixed_params(camera, parse_schedule(o.eval_schedule), depth, o.eval_frames)
-        return {**self._render(rgb, depth, params, sample_generator(_EVAL_STREAM, index, 1)), "name": name}
+                        pixel_pitch_um=pixel_pitch_um(o.eval_sensor_width_mm, rgb.shape[-1]))
+        params = fixed_params(camera, parse_schedule(o.eval_schedule), depth, o.eval_frames,
+                              shot_noise=o.eval_shot_noise, read_noise=o.eval_read_noise)
+        method = "gather" if o.render_method == "gather" else "layered"
+        item = self._render(rgb, depth, params, sample_generator(_EVAL_STREAM, index, 1), method=method, noise=True)
+        return {**item, "name": name}
 
     def draw(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None) -> dict:
+        """A noise-free training stack of ``n_frames`` (default 5) frames, ``size`` px, at a random virtual width."""
+        params, rgb, depth = self.draw_params(g, size, n_frames)
+        method = self.options.render_method
+        if method == "mixed":
+            method = "gather" if bool(torch.rand((), generator=g) < 0.3) else "layered"
+        return self._render(rgb, depth, params, g, method=method, noise=False)
+
+    def draw_params(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None):
+        """``(SampleParams, rgb (3, h, w), depth (1, h, w))`` of a training sample, before rendering."""
         from focalcli.synth.sampling import SamplingRanges, sample_params
 
+        o = self.options
         ch, cw = size
         n = n_frames or 5
-        ranges = replace(SamplingRanges(), frames=(n, n), f_number=self.options.f_number,
-                         focal_length_mm=self.options.focal_length_mm, crop=None)
+        ranges = replace(SamplingRanges(), frames=(n, n), f_number=o.f_number, focal_length_mm=o.focal_length_mm,
+                         crop=None)
+        width = _log_uniform(g, *o.image_width_px)
         if self.scenes is None:
             rgb, depth = self._procedural(g, ch, cw)
         else:
-            rgb, depth = self._rgbd_crop(g, ch, cw)
-        return self._render(rgb, depth, sample_params(g, depth, ranges), g)
+            rgb, depth, width = self._rgbd_crop(g, ch, cw, width)
+        return sample_params(g, depth, ranges, image_width=width), rgb, depth
 
-    def _rgbd_crop(self, g: torch.Generator, ch: int, cw: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random scene at a random scale, cropped where at least ``min_valid`` of the depth is known."""
+    def _rgbd_crop(self, g: torch.Generator, ch: int, cw: int, width: float):
+        """A random scene resized to the virtual ``width`` (never below the window; never above its native size
+        unless the window needs it), cropped where at least ``min_valid`` of the depth is known.
+
+        Returns ``(rgb, depth, the width the scene was resized to)``.
+        """
         for _ in range(_CROP_TRIES):
-            rgb, depth = self._scene(pick(g, len(self.scenes)), 3 * max(ch, cw))
-            lo = max(ch, cw) * max(1.0, max(ch, cw) / min(rgb.shape[-2:]))  # never below the crop
-            hi = max(lo, min(rgb.shape[-2:]))
-            short = round(lo + (hi - lo) * float(torch.rand((), generator=g)))  # random scale
-            rgb, depth = _fit(rgb, depth, max(short, ch, cw))
+            rgb, depth = self._scene(pick(g, len(self.scenes)))
+            h, w = rgb.shape[-2:]
+            scale = min(width / w, 1.0)  # upsampling would blur the texture the focus cue lives on
+            scale = max(scale, ch / h, cw / w)  # ... unless the scene is smaller than the window
+            rgb, depth = _fit(rgb, depth, _scaled(h, w, scale))
             top, left = pick(g, rgb.shape[-2] - ch + 1), pick(g, rgb.shape[-1] - cw + 1)
+            used = float(rgb.shape[-1])
             rgb, depth = rgb[:, top : top + ch, left : left + cw], depth[:, top : top + ch, left : left + cw]
             if float((depth > 0).float().mean()) >= self.options.min_valid:
-                return rgb, depth
+                return rgb, depth, used
         raise InputError(f"{self.name}: no crop with {self.options.min_valid:.0%} valid depth in {_CROP_TRIES} tries")
 
 
@@ -182,20 +234,20 @@ def synthetic_source(kind: str, path: str | None, *, train: bool, **options) -> 
     from focalcli.io.rgbd import find_rgbd
 
     o = build_dataclass(SyntheticOptions, options, where="synth_options")
-    if o.render_method not in ("layered", "gather") or o.holdout < 0 or o.eval_size < 8 or o.eval_frames < 1:
-        raise ConfigError("synth_options: render_method must be layered or gather, holdout >= 0, eval_size >= 8, "
-                          "eval_frames >= 1")
+    if o.render_method not in ("layered", "gather", "mixed") or o.holdout < 0 or o.eval_size < 8 \
+            or o.eval_frames < 1:
+        raise ConfigError("synth_options: render_method must be layered, gather or mixed, holdout >= 0, "
+                          "eval_size >= 8, eval_frames >= 1")
+    if not 0 < o.image_width_px[0] <= o.image_width_px[1]:
+        raise ConfigError("synth_options: image_width_px must be (low, high) with 0 < low <= high")
     if kind == "procedural":
         textures = []
         if o.texture_dir:
-            found = find_rgbd(o.texture_dir)
-            textures = found[:: max(1, len(found) // 8)][:8]
+            found = _keep(find_rgbd(o.texture_dir), o.holdout, o.exclude, train=True)
+            textures = found[:: max(1, len(found) // _TEXTURES)][:_TEXTURES]
         return SyntheticSource("procedural", None, o, train, textures)
-    scenes = find_rgbd(path)
-    if o.holdout:
-        held = [s for i, s in enumerate(scenes) if i % o.holdout == 0]
-        scenes = [s for i, s in enumerate(scenes) if i % o.holdout != 0] if train else held
+    scenes = _keep(find_rgbd(path), o.holdout, o.exclude, train)
     if not scenes:
         raise InputError(f"{path}: no RGB-D scene left for {'training' if train else 'evaluation'} "
-                         f"(holdout {o.holdout})")
+                         f"(holdout {o.holdout}, exclude {list(o.exclude)})")
     return SyntheticSource(f"synth:{path}", scenes, o, train)

@@ -1,0 +1,94 @@
+"""Training augmentation applied to every source alike: sub-schedules, rotations and flips, sensor noise.
+
+What a camera records is noisy and quantised; what a photographer picks is any subset of focus positions. Sources
+deliver clean stacks (synthetic ones are rendered without noise, in float; ``focal synth --random`` sets hold 16
+frames at 16 bits), and ``augment`` turns each into a training sample that looks like use:
+
+- ``subsets``: a stack with more frames than the step asks for gives a random *sub-schedule*: a window of ``m``
+  consecutive frames (``m`` uniform in [n, M]) and ``n`` frames evenly spread over it, so frame spacing and the part
+  of the scene in the focus range vary from sample to sample;
+- ``rotate``: a random multiple of 90 degrees (square samples) and a left-right flip;
+- ``noise``: shot + read noise in linear light (variance ``shot * x + read^2``, levels log-uniform per stack, the
+  same sensor for every frame), back to sRGB, quantised to ``bit_depth`` bits.
+
+Every draw comes from the passed generator, so a sample stays a function of (seed, step, index).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["AugmentOptions", "augment", "sensor_noise", "subset_frames"]
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Training augmentation (``augment`` in the training config)."""
+
+    subsets: bool = True  # longer stacks give random sub-schedules of the step's length
+    rotate: bool = True  # random 90-degree rotations (square samples) and flips
+    noise: bool = True  # shot + read noise and quantisation, as a camera records
+    shot_noise: tuple[float, float] = (1e-5, 3e-3)  # variance per unit linear signal, log-uniform
+    read_noise: tuple[float, float] = (2e-4, 5e-3)  # std in linear full-scale units, log-uniform
+    bit_depth: int = 8  # quantisation after the noise (0 = none)
+
+
+def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    if lo <= 0 or hi <= lo:
+        return lo
+    u = float(torch.rand((), generator=g, dtype=torch.float64))
+    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+
+def subset_frames(sample: dict, n: int, g: torch.Generator) -> dict:
+    """``n`` frames of a longer stack: a random window of ``m`` consecutive frames, ``n`` spread evenly over it.
+
+    Frames stay near to far; a stack of at most ``n`` frames is returned as it is.
+    """
+    m_all = sample["frames"].shape[0]
+    if n >= m_all or n < 1:
+        return sample
+    m = int(torch.randint(n, m_all + 1, (), generator=g))
+    start = int(torch.randint(0, m_all - m + 1, (), generator=g))
+    # spacing (m - 1) / (n - 1) >= 1, so the rounded indices are distinct and increasing
+    idx = torch.linspace(start, start + m - 1, n, dtype=torch.float64).round().long()
+    return {**sample, "frames": sample["frames"][idx], "focus_distances_m": sample["focus_distances_m"][idx]}
+
+
+def sensor_noise(frames: torch.Tensor, shot: float, read: float, bit_depth: int, g: torch.Generator) -> torch.Tensor:
+    """sRGB frames in [0, 1] -> the same scene recorded by a noisy sensor: linear light, ``x + sqrt(shot x +
+    read^2) n``, sRGB, quantised to ``bit_depth`` bits (0 = not quantised). Any shape."""
+    from focalcli.optics.defocus import linear_to_srgb, srgb_to_linear
+
+    linear = srgb_to_linear(frames.float())
+    if shot > 0 or read > 0:
+        noise = torch.randn(linear.shape, generator=g, dtype=linear.dtype)
+        linear = linear + torch.sqrt(shot * linear.clamp_min(0) + read**2) * noise
+    out = linear_to_srgb(linear)
+    if bit_depth:
+        levels = float(2**bit_depth - 1)
+        out = torch.round(out * levels) / levels
+    return out
+
+
+def augment(sample: dict, g: torch.Generator, n_frames: int | None, options: AugmentOptions) -> dict:
+    """Apply ``options`` to one training sample (``frames (N, 3, H, W)``, ``focus_distances_m (N,)``,
+    ``depth (1, H, W)``; see ``train.data.base``)."""
+    if options.subsets and n_frames:
+        sample = subset_frames(sample, n_frames, g)
+    frames, depth = sample["frames"], sample["depth"]
+    if options.rotate:
+        square = frames.shape[-1] == frames.shape[-2]
+        k = int(torch.randint(0, 4, (), generator=g)) if square else 2 * int(torch.randint(0, 2, (), generator=g))
+        if k:
+            frames, depth = frames.rot90(k, (-2, -1)), depth.rot90(k, (-2, -1))
+        if bool(torch.rand((), generator=g) < 0.5):
+            frames, depth = frames.flip(-1), depth.flip(-1)
+    if options.noise:
+        shot = _log_uniform(g, *options.shot_noise)
+        read = _log_uniform(g, *options.read_noise)
+        frames = sensor_noise(frames, shot, read, options.bit_depth, g)
+    return {**sample, "frames": frames.contiguous(), "depth": depth.contiguous()}
