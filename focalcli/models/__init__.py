@@ -1,31 +1,42 @@
-"""FocDepthFormer: stem, ViT encoder, latent stack fusion, DPT decoder and heads, wired by ``focdepthformer``.
+"""Depth-from-focus networks: FocDepthFormer (the paper's) and FocusVolume (fast), behind one interface.
 
-Importing this package builds nothing; ``build_model(name)`` does.
+Importing this package imports nothing heavy: names resolve on first use (PEP 562), so configs, presets and the
+numpy inference of the shipped model work without torch. ``build_model(name)`` builds a network.
 """
 
-from focalcli.models.focdepthformer import (
-    DEFAULT_MODEL,
-    FocDepthFormer,
-    ModelConfig,
-    build_model,
-    default_focus_distances,
-    get_config,
-    preset_doc,
-    preset_names,
-)
-from focalcli.models.inference import PRECISIONS, DepthPrediction, count_parameters, predict_depth
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "PRECISIONS",
-    "DepthPrediction",
-    "FocDepthFormer",
-    "ModelConfig",
-    "build_model",
-    "count_parameters",
-    "default_focus_distances",
-    "get_config",
-    "predict_depth",
-    "preset_doc",
-    "preset_names",
-]
+import importlib
+
+_EXPORTS = {
+    "ARCHS": "config",
+    "DEFAULT_MODEL": "config",
+    "FocusVolumeConfig": "config",
+    "ModelConfig": "config",
+    "build_model": "config",
+    "config_from_dict": "config",
+    "get_config": "config",
+    "preset_doc": "config",
+    "preset_names": "config",
+    "FocDepthFormer": "focdepthformer",
+    "default_focus_distances": "focdepthformer",
+    "FocusVolumeNet": "focusvolume",
+    "PRECISIONS": "inference",
+    "DepthPrediction": "inference",
+    "count_parameters": "inference",
+    "predict_depth": "inference",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

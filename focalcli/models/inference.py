@@ -9,13 +9,12 @@ import torch
 from torch import nn
 
 from focalcli.errors import ConfigError
-from focalcli.models.focdepthformer import FocDepthFormer, ModelConfig
+from focalcli.models.config import build_model
 
-__all__ = ["PARTS", "PRECISIONS", "DepthPrediction", "autocast_context", "count_parameters", "parameters_by_part",
+__all__ = ["PRECISIONS", "DepthPrediction", "autocast_context", "count_parameters", "parameters_by_part",
            "predict_depth"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-PARTS = ("stem", "encoder", "fusion", "decoder")  # decoder includes the head
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def autocast_context(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def predict_depth(model: FocDepthFormer, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
+def predict_depth(model: nn.Module, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
                   precision: str = "fp32") -> DepthPrediction:
     """Depth of a batch of stacks under ``torch.inference_mode`` (the model is put in eval mode).
 
@@ -79,17 +78,12 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def parameters_by_part(config: ModelConfig) -> dict[str, int]:
-    """Parameters of stem, encoder (with the focus embedding), fusion, decoder (with the head) and the total,
-    counted on the meta device (nothing is allocated)."""
+def parameters_by_part(config) -> dict[str, int]:
+    """Parameters of each part of a model (its ``parts()``: stem, encoder, fusion, decoder for FocDepthFormer) and
+    the total, counted on the meta device (nothing is allocated)."""
     with torch.device("meta"):
-        model = FocDepthFormer(config=config)
-    parts = {
-        "stem": count_parameters(model.stem),
-        "encoder": count_parameters(model.encoder) + (count_parameters(model.focus_embed) if model.focus_embed else 0),
-        "fusion": count_parameters(model.fusion),
-        "decoder": count_parameters(model.decoder) + count_parameters(model.head),
-    }
+        model = build_model(config)
+    parts = {name: sum(count_parameters(m) for m in modules) for name, modules in model.parts().items()}
     parts["total"] = count_parameters(model)
-    assert parts["total"] == sum(parts[p] for p in PARTS)
+    assert parts["total"] == sum(v for k, v in parts.items() if k != "total")
     return parts
