@@ -85,7 +85,7 @@ def test_logits_are_bounded_so_the_softmax_cannot_collapse():
     """Unbounded logits let the softmax over frames go one-hot (zero gradients: a run at lr 5e-4 collapsed)."""
     _, weights = soft_position(torch.tensor([[[[1e4]], [[-1e4]]]]), torch.tensor([[2.0, 1.0]]), logit_bound=10.0)
     assert float(weights.min()) > 1e-9  # at least e^-20: never one-hot
-    logits = torch.tensor([[[[15.0]], [[-15.0]]]], requires_grad=True)  # (1, 2, 1, 1): confident, not saturated
+    logits = torch.tensor([[[[6.0]], [[-6.0]]]], requires_grad=True)  # (1, 2, 1, 1): a confident pixel
     position, _ = soft_position(logits, torch.tensor([[2.0, 1.0]]), logit_bound=10.0)
     position.sum().backward()
     assert float(logits.grad.abs().min()) > 1e-8
