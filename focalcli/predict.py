@@ -80,11 +80,6 @@ def predict(stack: StackFolder | str | os.PathLike, *, method: str = "classic", 
     return METHODS[method](stack, aif=aif, progress=progress, **options)
 
 
-def _check_method_outputs(method: str, *, confidence: bool) -> None:
-    if confidence and method != "classic":
-        raise ConfigError(f"--confidence is available with --method classic only, not {method!r}")
-
-
 @dataclass(frozen=True)
 class PredictOutputs:
     """Where the outputs of one stack go."""
@@ -102,13 +97,12 @@ class PredictOutputs:
     def preview_path(self) -> Path:
         return self.depth.with_name(self.depth.stem + "_preview.png")
 
-    def check(self, overwrite: bool, method: str = "classic") -> None:
-        """Check every path, and that ``method`` can make every output, before work starts (see ``check_output``).
+    def check(self, overwrite: bool) -> None:
+        """Check every path before work starts (see ``check_output``).
 
         Raises:
-            OutputError: a path is unusable. ConfigError: ``method`` gives no confidence map.
+            OutputError: a path is unusable.
         """
-        _check_method_outputs(method, confidence=self.confidence is not None)
         check_output(self.depth, overwrite=overwrite, suffixes=DEPTH_SUFFIXES)
         check_output(self.sidecar, overwrite=overwrite)
         if self.preview:
@@ -138,8 +132,10 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
         A summary dict (stack, outputs, units, frames, size) for printing or ``--json``.
     """
     sf = stack if isinstance(stack, StackFolder) else scan_stack(stack)
-    outputs.check(overwrite, method)
+    outputs.check(overwrite)
     result = predict(sf, method=method, aif=outputs.aif is not None, progress=progress, **options)
+    if outputs.confidence is not None and result.confidence is None:  # before anything is written
+        raise ConfigError("this model gives no confidence map (the regression head has no choice among frames)")
     meta = {
         "stack": str(sf.path),
         "frames": sf.names,
@@ -171,7 +167,7 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
 
 def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_name: str = "depth.png",
                aif_name: str | None = None, confidence_name: str | None = None, preview: bool = False,
-               method: str = "classic", overwrite: bool = False) -> list[tuple[StackFolder, PredictOutputs]]:
+               overwrite: bool = False) -> list[tuple[StackFolder, PredictOutputs]]:
     """Scan every stack folder inside ``root`` and check its outputs in ``out_dir/NAME/`` before any work.
 
     Creates ``out_dir`` and its per-stack folders (empty) once everything checks out.
@@ -196,7 +192,6 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
         plans.append((sf, PredictOutputs(depth=d / depth_name, aif=d / aif_name if aif_name else None,
                                          confidence=d / confidence_name if confidence_name else None,
                                          preview=preview)))
-    _check_method_outputs(method, confidence=confidence_name is not None)  # before any folder is made
     for _, plan in plans:
         for p in (plan.depth, plan.sidecar, plan.aif, plan.confidence):
             if p is not None and p.exists() and not overwrite:
@@ -204,7 +199,7 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
     out_dir.mkdir(exist_ok=True)
     for _, plan in plans:
         plan.depth.parent.mkdir(exist_ok=True)
-        plan.check(overwrite, method)
+        plan.check(overwrite)
     return plans
 
 

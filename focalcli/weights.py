@@ -4,7 +4,7 @@ A file's ``__metadata__`` (string -> string, as safetensors requires) holds:
 
 - ``format_version``: ``"1"``;
 - ``model``: the preset name (or ``"custom"``);
-- ``config``: the full ``ModelConfig`` as a JSON string;
+- ``config``: the full model config (``ModelConfig`` or ``FocusVolumeConfig``; its ``arch`` says which) as JSON;
 - ``focal_version``: the focal version that wrote it;
 - ``trained_on``: free text (data sets, steps), ``"untrained"`` for a fresh model.
 
@@ -21,14 +21,15 @@ from pathlib import Path
 from focalcli.errors import ConfigError, ModelFileError
 from focalcli.io.atomic import atomic_path, check_output
 
-__all__ = ["FORMAT_VERSION", "export_model", "list_models", "load_model", "read_metadata", "shipped_weights"]
+__all__ = ["FORMAT_VERSION", "export_model", "list_models", "load_model", "load_numpy_model", "read_config",
+           "read_metadata", "shipped_weights"]
 
 FORMAT_VERSION = "1"
 _KEYS = ("format_version", "model", "config", "focal_version", "trained_on")
 
 
 def export_model(model, path: str | os.PathLike, *, trained_on: str = "untrained", overwrite: bool = False) -> Path:
-    """Write ``model`` (a ``FocDepthFormer``) to a ``.safetensors`` file, atomically.
+    """Write ``model`` (any focal network) to a ``.safetensors`` file, atomically.
 
     Raises:
         OutputError: bad extension, missing folder, or the file exists without ``overwrite``.
@@ -83,29 +84,25 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return dict(meta)
 
 
-def load_model(path: str | os.PathLike, *, device: str | None = None):
-    """Rebuild a ``FocDepthFormer`` from a file's own config and load its weights strictly; in eval mode.
-
-    Args:
-        path: a file written by ``export_model``.
-        device: where to put the weights (default CPU).
+def read_config(path: str | os.PathLike):
+    """The checked model config of a focal model file, and the shapes of its tensors (header only).
 
     Raises:
-        ModelFileError: see ``read_metadata``; also a config focal cannot build or tensors that do not match it.
+        ModelFileError: see ``read_metadata``; a config focal cannot build; tensors that do not match it.
     """
-    from safetensors.torch import load_model as st_load_model
-
-    from focalcli.models.focdepthformer import FocDepthFormer, ModelConfig
+    from focalcli.models.config import build_model, config_from_dict
 
     p = Path(path)
     meta = read_metadata(p)
     _, shapes = _read_header(p)
     try:
-        config = ModelConfig.from_dict(json.loads(meta["config"]))
+        config = config_from_dict(json.loads(meta["config"]))
     except (json.JSONDecodeError, ConfigError, TypeError) as e:
         raise ModelFileError(f"{p}: its model config cannot be used ({e})") from e
-    model = FocDepthFormer(config=config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    import torch
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
     problems = []
     checks = (("missing", sorted(set(expected) - set(shapes))), ("unexpected", sorted(set(shapes) - set(expected))),
               ("wrong shape", sorted(k for k in set(expected) & set(shapes) if expected[k] != shapes[k])))
@@ -114,8 +111,56 @@ def load_model(path: str | os.PathLike, *, device: str | None = None):
             problems.append(f"{len(keys)} {what} tensor(s), e.g. {keys[0]}")
     if problems:
         raise ModelFileError(f"{p}: weights do not match model {config.name!r}: {'; '.join(problems)}")
-    st_load_model(model, str(p), strict=True, device=device or "cpu")
+    return config
+
+
+def load_model(path: str | os.PathLike, *, device: str | None = None):
+    """Rebuild a network from a file's own config and load its weights strictly; in eval mode.
+
+    Args:
+        path: a file written by ``export_model``.
+        device: where to put the weights (default CPU).
+
+    Raises:
+        ModelFileError: see ``read_config``.
+    """
+    from safetensors.torch import load_model as st_load_model
+
+    from focalcli.models.config import build_model
+
+    config = read_config(path)
+    model = build_model(config)
+    st_load_model(model, str(path), strict=True, device=str(device or "cpu"))
     return model.eval()
+
+
+def load_numpy_model(path: str | os.PathLike):
+    """A FocusVolume model file as ``focalcli.models.focusvolume_numpy.FocusVolumeNumpy`` (no torch needed when
+    the file is well-formed: shapes are checked against the numpy twin's own expectations).
+
+    Raises:
+        ModelFileError: see ``read_metadata``; not a FocusVolume model; tensors the config does not describe.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from focalcli.models.config import config_from_dict
+    from focalcli.models.focusvolume_numpy import FocusVolumeNumpy
+
+    p = Path(path)
+    meta = read_metadata(p)
+    try:
+        config = config_from_dict(json.loads(meta["config"]))
+    except (json.JSONDecodeError, ConfigError, TypeError) as e:
+        raise ModelFileError(f"{p}: its model config cannot be used ({e})") from e
+    if config.arch != "focusvolume":
+        raise ModelFileError(f"{p}: a {config.arch} model has no numpy implementation")
+    try:
+        return FocusVolumeNumpy(config, load_file(str(p)))
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(f"{p}: cannot read its tensors ({e})") from e
+    except (KeyError, ValueError, IndexError) as e:
+        raise ModelFileError(f"{p}: weights do not match model {config.name!r} ({e})") from e
 
 
 def shipped_weights(name: str) -> Path | None:
@@ -128,10 +173,10 @@ def shipped_weights(name: str) -> Path | None:
 
 
 def list_models() -> list[dict]:
-    """One summary per preset: ``name``, ``params`` (int), ``focus_distance_aware`` (bool), ``input_size`` (int,
-    native square size), ``weights_shipped`` (bool), ``default`` (bool), ``parts`` (parameters per part) and
-    ``description``. Counting happens on the meta device: nothing is allocated."""
-    from focalcli.models.focdepthformer import DEFAULT_MODEL, get_config, preset_doc, preset_names
+    """One summary per preset: ``name``, ``arch``, ``params`` (int), ``focus_distance_aware`` (bool),
+    ``input_size`` (int, native square size; 0 = any), ``weights_shipped`` (bool), ``default`` (bool), ``parts``
+    (parameters per part) and ``description``. Counting happens on the meta device: nothing is allocated."""
+    from focalcli.models.config import DEFAULT_MODEL, get_config, preset_doc, preset_names
     from focalcli.models.inference import parameters_by_part
 
     rows = []
@@ -140,9 +185,10 @@ def list_models() -> list[dict]:
         parts = parameters_by_part(config)
         rows.append({
             "name": name,
+            "arch": config.arch,
             "params": parts.pop("total"),
-            "focus_distance_aware": config.focus_distance_aware,
-            "input_size": config.image_size,
+            "focus_distance_aware": getattr(config, "focus_distance_aware", True),
+            "input_size": getattr(config, "image_size", 0),
             "weights_shipped": shipped_weights(name) is not None,
             "default": name == DEFAULT_MODEL,
             "parts": parts,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from focalcli.errors import ConfigError, InputError, ShapeError
-from focalcli.models import ModelConfig, build_model, default_focus_distances, get_config, preset_names
+from focalcli.models import ModelConfig, build_model, config_from_dict, default_focus_distances, get_config, preset_names
 from tests.models_common import micro, stack
 
 
@@ -106,11 +106,14 @@ def test_presets_build_and_configs_are_strict():
     with pytest.raises(ConfigError, match="unknown model"):
         get_config("nope")
     cfg = get_config("focdepthformer-tiny")
-    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ConfigError, match="unknown model config keys"):
-        ModelConfig.from_dict({**cfg.to_dict(), "colour": 1})
+    assert config_from_dict(cfg.to_dict()) == cfg
+    assert config_from_dict({k: v for k, v in cfg.to_dict().items() if k != "arch"}) == cfg  # files before arch
+    with pytest.raises(ConfigError, match="unknown key"):
+        config_from_dict({**cfg.to_dict(), "colour": 1})
     with pytest.raises(ConfigError, match="width"):
-        ModelConfig.from_dict({**cfg.to_dict(), "width": "wide"})
+        config_from_dict({**cfg.to_dict(), "width": "wide"})
+    with pytest.raises(ConfigError, match="unknown arch"):
+        config_from_dict({**cfg.to_dict(), "arch": "resnet"})
     with pytest.raises(ConfigError, match="heads"):
         ModelConfig(width=100, heads=3)
     with pytest.raises(dataclasses_frozen_error()):

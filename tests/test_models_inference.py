@@ -15,11 +15,16 @@ def test_predict_depth_reports_units_and_float32():
     model = build_model(ModelConfig(**MICRO, focus_distance_aware=True)).train()
     frames, fd = stack(1, 3, 32, 32)
     metric = predict_depth(model, frames, fd)
-    relative = predict_depth(model, frames)
+    index = predict_depth(model, frames, with_weights=True)
     assert not model.training
     assert metric.metric and metric.units == "m" and metric.depth.dtype == torch.float32
-    assert not relative.metric and relative.units == "relative"
+    assert not index.metric and index.units == "frame_index"  # without focus distances: classic's units
+    assert 0.0 <= float(index.depth.min()) and float(index.depth.max()) <= 3 + 1  # 1 .. N, +- a spacing
+    assert index.weights.shape == (1, 3, 32, 32)
+    assert torch.allclose(index.weights.sum(dim=1), torch.ones(1, 32, 32))
     assert metric.depth.shape == (1, 1, 32, 32)
+    regression = build_model(ModelConfig(**MICRO))
+    assert predict_depth(regression, frames).units == "relative"
 
 
 def test_bf16_stays_close_to_fp32():

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from focalcli.errors import ModelFileError, OutputError
-from focalcli.models import ModelConfig, build_model
+from focalcli.models import ModelConfig, build_model, config_from_dict
 from focalcli.weights import export_model, list_models, load_model, read_metadata
 from tests.models_common import MICRO, stack
 
@@ -35,7 +35,7 @@ def test_metadata(exported):
     model, path = exported
     meta = read_metadata(path)
     assert meta["format_version"] == "1" and meta["model"] == "custom" and meta["trained_on"] == "unit test"
-    assert ModelConfig.from_dict(json.loads(meta["config"])) == model.config
+    assert config_from_dict(json.loads(meta["config"])) == model.config
     assert meta["focal_version"]
 
 
@@ -73,7 +73,7 @@ def test_mismatching_tensors(exported, tmp_path, tensors, message):
     (lambda m: {k: v for k, v in m.items() if k != "config"}, "metadata lacks config"),
     (lambda m: {**m, "format_version": "9"}, "format '9'"),
     (lambda m: {**m, "config": "{not json"}, "config cannot be used"),
-    (lambda m: {**m, "config": json.dumps({**json.loads(m["config"]), "colour": 1})}, "unknown model config keys"),
+    (lambda m: {**m, "config": json.dumps({**json.loads(m["config"]), "colour": 1})}, "unknown key"),
     (lambda m: {**m, "config": json.dumps({**json.loads(m["config"]), "width": 48})}, "do not match"),
 ])
 def test_bad_metadata(exported, tmp_path, metadata, message):

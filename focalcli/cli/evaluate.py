@@ -13,21 +13,34 @@ from focalcli.cli.options import device_option, overwrite_option
 def evaluate(
     data: str = typer.Option(..., "--data", help="Evaluation set: ddff:FILE.h5 (val split), fod500:DIR (test "
                              "split), stacks:DIR, synth:DIR or procedural (held-out synthetic samples)."),
-    weights: Path | None = typer.Option(None, "--weights", help="Model weights (.safetensors from focal export).",
-                                        exists=True, dir_okay=False),
-    method: str | None = typer.Option(None, "--method", help="A non-learned method instead of --weights: classic."),
+    weights: Path | None = typer.Option(None, "--weights", help="Model weights (.safetensors from focal export); "
+                                        "implies --method model.", exists=True, dir_okay=False),
+    method: str | None = typer.Option(None, "--method", help="classic, or model (the weights shipped with focal "
+                                      "unless --weights is given)."),
     protocol: str | None = typer.Option(None, "--protocol", help="ddff (disparity), fod500 (metres, clipped to "
                                         "1.5 m) or metric (metres); default: the one of the data kind."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the means and per-stack rows here (.json)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N stacks."),
+    max_size: int = typer.Option(512, "--max-size", min=32, help="Model working resolution: longest side (px), as "
+                                 "focal predict."),
+    precision: str = typer.Option("fp32", "--precision", help="Model precision: fp32, bf16 (CPU/GPU), fp16 (GPU)."),
     device: str = device_option(),
     overwrite: bool = overwrite_option(),
 ) -> None:
-    """Evaluate depth from focus: RMSE, logRMSE, AbsRel, SqRel, Bumpiness and delta accuracies per stack, then means."""
-    if (weights is None) == (method is None):
-        raise typer.BadParameter("give exactly one of --weights FILE or --method classic", param_hint="--weights")
-    if method is not None and method != "classic":
-        raise typer.BadParameter(f"unknown method {method!r}; use classic", param_hint="--method")
+    """Evaluate depth from focus: RMSE, logRMSE, AbsRel, SqRel, Bumpiness and delta accuracies per stack, then means.
+
+    A model is run exactly as focal predict runs it (working resolution, inverse-depth resizing, precision)."""
+    if weights is None and method is None:
+        raise typer.BadParameter("give --method classic, --method model or --weights FILE", param_hint="--method")
+    method = method or "model"
+    if method not in ("classic", "model"):
+        raise typer.BadParameter(f"unknown method {method!r}; use classic or model", param_hint="--method")
+    if method == "classic" and weights is not None:
+        raise typer.BadParameter("--weights goes with --method model, not classic", param_hint="--weights")
+    from focalcli.models.runner import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise typer.BadParameter(f"use one of {', '.join(PRECISIONS)}", param_hint="--precision")
     from focalcli.evaluation import evaluate as lib
     from focalcli.io.atomic import check_output
     from focalcli.train.data import build_source, parse_data_spec
@@ -39,12 +52,12 @@ def evaluate(
     spec = parse_data_spec(data)
     protocol = protocol or lib.default_protocol(spec.kind)
     source = build_source(spec, train=False)
-    if weights is not None:
-        from focalcli.runtime import resolve_device
-        from focalcli.weights import load_model
+    if method == "model":
+        from focalcli.learned import default_weights, load_runner
 
-        dev = resolve_device(device)
-        predictor, label = lib.model_predictor(load_model(weights, device=str(dev)), dev), weights.name
+        path = weights or default_weights()
+        runner = load_runner(path, device=device, precision=precision, max_size=max_size)
+        predictor, label = lib.model_predictor(runner), path.name
     else:
         predictor, label = lib.classic_predictor(), "classic"
     with con.progress_bar(f"eval {label}", None) as advance:

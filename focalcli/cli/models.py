@@ -9,7 +9,8 @@ from focalcli.cli.options import json_option
 
 
 def models(as_json: bool = json_option()) -> None:
-    """List the FocDepthFormer presets: parameters, focus-distance awareness, native input size, shipped weights."""
+    """List the model presets (FocDepthFormer, FocusVolume): parameters, focus-distance awareness, native input
+    size, shipped weights."""
     from focalcli.weights import list_models
 
     rows = list_models()
@@ -17,12 +18,12 @@ def models(as_json: bool = json_option()) -> None:
         con.print_json(rows)
         return
     out = typer.echo
-    out(f"{'name':<24} {'params':>8}  {'focus dist.':<11} {'input':>7}  {'weights':<8}")
+    out(f"{'name':<24} {'arch':<15} {'params':>8}  {'focus dist.':<11} {'input':>7}  {'weights':<8}")
     for r in rows:
-        size = f"{r['input_size']}x{r['input_size']}"
+        size = f"{r['input_size']}x{r['input_size']}" if r["input_size"] else "any"
         weights = "shipped" if r["weights_shipped"] else "-"
         mark = "  (default)" if r["default"] else ""
-        out(f"{r['name']:<24} {r['params'] / 1e6:>7.1f}M  {'yes' if r['focus_distance_aware'] else 'no':<11} "
+        out(f"{r['name']:<24} {r['arch']:<15} {r['params'] / 1e6:>7.2f}M  {'yes' if r['focus_distance_aware'] else 'no':<11} "
             f"{size:>7}  {weights:<8}{mark}")
 
 

@@ -47,18 +47,17 @@ def predict(
     if method == "classic":
         options = {"measure": measure, "window": window, "smooth": smooth, "align": align}
     else:
-        from focalcli.models.inference import PRECISIONS
-        from focalcli.runtime import resolve_device
+        from focalcli.models.runner import PRECISIONS
 
         if precision not in PRECISIONS:
             raise typer.BadParameter(f"use one of {', '.join(PRECISIONS)}", param_hint="--precision")
-        options = {"weights": weights, "device": resolve_device(device), "precision": precision,
-                   "max_size": max_size, "align": align}
+        options = {"weights": weights, "device": device, "precision": precision, "max_size": max_size,
+                   "align": align}
     if lib.is_batch_input(stack):
         if depth_format not in ("png", "npy", "tiff", "tif"):
             raise typer.BadParameter("use png, npy or tiff", param_hint="--format")
         plans = lib.plan_batch(stack, out, depth_name=f"depth.{depth_format}", aif_name=aif,
-                               confidence_name=confidence, preview=preview, method=method, overwrite=overwrite)
+                               confidence_name=confidence, preview=preview, overwrite=overwrite)
 
         def on_stack(name: str, i: int, n: int):
             advance(0, None)
@@ -73,7 +72,7 @@ def predict(
         sf = scan_stack(stack)
         outputs = lib.PredictOutputs(depth=out, aif=Path(aif) if aif else None,
                                      confidence=Path(confidence) if confidence else None, preview=preview)
-        outputs.check(overwrite, method)
+        outputs.check(overwrite)
         with con.progress_bar(f"predict {sf.path.name}", len(sf)) as advance:
             summaries = [lib.predict_to_files(sf, outputs, method=method, overwrite=overwrite,
                                               progress=advance, **options)]

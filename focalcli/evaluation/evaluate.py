@@ -123,13 +123,21 @@ def classic_predictor(**options) -> Predictor:
     return run
 
 
-def model_predictor(model: torch.nn.Module, device: torch.device) -> Predictor:
-    """A depth model (``forward(frames (B, N, 3, H, W), focus (B, N)) -> (B, 1, H, W)``) as a predictor."""
-    model = model.to(device).eval()
+def model_predictor(model, device="cpu", *, precision: str = "fp32", max_size: int = 512) -> Predictor:
+    """A trained model as a predictor, run exactly as ``focal predict`` runs it (``models.runner.ModelRunner``:
+    working resolution ``max_size``, inverse-depth resizing, precision, device).
 
-    @torch.no_grad()
+    Args:
+        model: a ``ModelRunner``, or a network (torch module or numpy twin) to wrap in one.
+        device, precision, max_size: for a network given directly.
+    """
+    from focalcli.io.stack import FocalStack
+    from focalcli.models.runner import ModelRunner
+
+    runner = model if isinstance(model, ModelRunner) else ModelRunner(model, device=device, precision=precision,
+                                                                      max_size=max_size)
+
     def run(frames: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
-        depth = model(frames[None].to(device), focus[None].to(device))  # (1, 1, H, W)
-        return depth[0, 0].float()
+        return torch.from_numpy(runner(FocalStack(frames=frames, focus_distances_m=focus)).depth)
 
     return run

@@ -21,6 +21,7 @@ from focalcli.models.decoder import DepthHead, DPTDecoder
 from focalcli.models.encoder import FocusDistanceEmbedding, ViTEncoder
 from focalcli.models.focus_head import FocusHead
 from focalcli.models.fusion import LatentStackFusion
+from focalcli.models.heads import frame_positions, position_to_depth
 from focalcli.models.stem import MultiScaleStem
 
 __all__ = ["FocDepthFormer", "ModelConfig", "default_focus_distances"]
@@ -44,12 +45,13 @@ class FocDepthFormer(nn.Module):
         - frames: ``(B, N, 3, H, W)`` float sRGB in [0, 1], near to far, any N >= 1, any H and W (padded to a
           multiple of ``patch_size`` by edge replication, cropped back).
         - focus_distances_m: ``(B, N)`` metres, or None.
-        - Output: depth ``(B, 1, H, W)`` in metres.
+        - Output: depth ``(B, 1, H, W)``.
 
     Units: a focus-distance-aware model given focus distances outputs metric depth for any schedule. Given none,
-    it assumes ``default_focus_distances`` and its output is *relative* (right in order and shape, not in scale);
-    a regression (paper) model outputs metres only for stacks taken like its training data. ``is_metric`` says
-    which case a call is in; ``focalcli.models.inference.predict_depth`` reports it with the depth.
+    its focus embedding sees ``default_focus_distances`` and its output is in frame-index units (1 = nearest frame,
+    N = farthest), like the classic method's; a regression (paper) model outputs metres only for stacks taken like
+    its training data, else *relative* depth. ``is_metric`` says whether a call is metric;
+    ``focalcli.models.inference.predict_depth`` reports the units with the depth.
     """
 
     def __init__(self, *, config: ModelConfig):
@@ -91,7 +93,9 @@ class FocDepthFormer(nn.Module):
         check_range(focus_distances_m, 1e-6, None, "focus_distances_m")
         return 1.0 / focus_distances_m.float()  # (B, N)
 
-    def forward(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_train(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> dict:
+        """Depth and what the losses need: ``{"depth", "logits" (B, N, H, W) or None, "positions" (B, N) or None,
+        "metric"}`` (logits and positions only for focus-distance-aware models)."""
         sizes = check_shape(frames, "B N 3 H W", "frames")
         B, N, H, W = sizes["B"], sizes["N"], sizes["H"], sizes["W"]
         p = self.config.patch_size
@@ -107,8 +111,18 @@ class FocDepthFormer(nn.Module):
         emb = self.focus_embed(diopters) if self.focus_embed is not None else None  # (B, N, D)
         fused = self.fusion([t.view(B, N, T, D) for t in levels], emb)  # 4 x (B, T, D)
         feats = self.decoder(fused, grid)  # (B, features, Hp/2, Wp/2)
-        if self.focus_embed is not None:
-            depth, _ = self.head(feats, stem, levels[-1], grid, diopters, (Hp, Wp))  # (B, 1, Hp, Wp)
-        else:
+        if self.focus_embed is None:
             depth = self.head(feats, (Hp, Wp))  # (B, 1, Hp, Wp)
-        return depth[..., :H, :W]
+            return {"depth": depth[..., :H, :W], "logits": None, "positions": None, "metric": False}
+        # without focus distances the embedding sees the default schedule, the output is in frame-index units
+        positions, metric = frame_positions(focus_distances_m, B, N, frames.device)  # (B, N)
+        position, logits = self.head(feats, stem, levels[-1], grid, positions, (Hp, Wp))  # (B, 1, Hp, Wp)
+        depth = position_to_depth(position, positions, metric)
+        return {"depth": depth[..., :H, :W], "logits": logits[..., :H, :W], "positions": positions, "metric": metric}
+
+    def forward(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
+                details: bool = False):
+        """Depth ``(B, 1, H, W)``; with ``details``, ``forward_train``'s dict (through ``__call__``, so DDP and
+        hooks see the call)."""
+        out = self.forward_train(frames, focus_distances_m)
+        return out if details else out["depth"]

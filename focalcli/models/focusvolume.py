@@ -4,8 +4,8 @@ Depth from focus is a local comparison -- which frame is sharpest here -- plus c
 compare (textureless walls). The network is built around that:
 
 1. **Learned focus measures** (per frame, shared weights, streamable): ``scales`` banks of ``bands`` 3x3 filters on
-   the frame's luminance at full, half and quarter resolution; the magnitude of each response is averaged down to
-   stride 4 and log-compressed: learned, multi-band cousins of the Laplacian energy (noise-robust where the data
+   the frame's luminance at full (evaluated at stride 2), half and quarter resolution; the magnitude of each
+   response is averaged down to stride 4 and log-compressed: learned, multi-band cousins of the Laplacian energy (noise-robust where the data
    asks).
 2. **A focus volume** ``(C, N, H/4, W/4)``: each frame's log energies *minus their mean over the stack* (relative
    focus: independent of texture contrast and exposure, and so of the absolute blur scale that varies with optics
@@ -125,12 +125,19 @@ class FocusVolumeNet(nn.Module):
 
     def energies(self, gray: torch.Tensor) -> torch.Tensor:
         """Learned focus measures of single gray frames: ``(F, 1, H, W)`` -> log energies ``(F, bands * scales,
-        H/4, W/4)`` (H, W multiples of 4)."""
+        H/4, W/4)`` (H, W multiples of 4).
+
+        Scale s filters the frame averaged by 2^s; the finest scale is evaluated every other pixel (a stride-2
+        convolution still sees 1-px detail, and the magnitude is averaged over 4 x 4 pixels anyway), which makes
+        the full-resolution part four times cheaper.
+        """
         out = []
         for s, conv in enumerate(self.filters):
-            xs = F.avg_pool2d(gray, 2**s) if s else gray  # (F, 1, H / 2^s, W / 2^s)
-            e = conv(xs).abs()  # (F, bands, H / 2^s, W / 2^s)
-            out.append(F.avg_pool2d(e, 4 // 2**s) if s < 2 else e)  # (F, bands, H/4, W/4)
+            if s == 0:
+                e = F.conv2d(gray, conv.weight, conv.bias, stride=2, padding=1).abs()  # (F, bands, H/2, W/2)
+            else:
+                e = conv(F.avg_pool2d(gray, 2**s)).abs()  # (F, bands, H / 2^s, W / 2^s)
+            out.append(F.avg_pool2d(e, 2) if s < 2 else e)  # (F, bands, H/4, W/4)
         return torch.log(torch.cat(out, dim=1) + LOG_EPS)
 
     def forward_train(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> dict:
@@ -171,5 +178,9 @@ class FocusVolumeNet(nn.Module):
         depth = position_to_depth(position, positions, metric)[..., :H, :W]
         return {"depth": depth, "logits": logits[..., :H, :W], "positions": positions, "metric": metric}
 
-    def forward(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_train(frames, focus_distances_m)["depth"]
+    def forward(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
+                details: bool = False):
+        """Depth ``(B, 1, H, W)``; with ``details``, ``forward_train``'s dict (through ``__call__``, so DDP and
+        hooks see the call)."""
+        out = self.forward_train(frames, focus_distances_m)
+        return out if details else out["depth"]

@@ -124,8 +124,10 @@ class FocusVolumeNumpy:
         for s, (kernels, bias) in enumerate(self.filters):
             g = _pool(gray[..., None], 2**s)[..., 0] if s else gray  # (H / 2^s, W / 2^s)
             e = np.stack([cv2.filter2D(g, cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT) for k in kernels], -1)
-            e = np.abs(e + bias)  # (H / 2^s, W / 2^s, bands)
-            out.append(_pool(e, 4 // 2**s) if s < 2 else e)
+            if s == 0:
+                e = e[::2, ::2]  # the finest scale is evaluated every other pixel (a stride-2 convolution)
+            e = np.abs(e + bias)  # (H / 2^max(s, 1), W / 2^max(s, 1), bands)
+            out.append(_pool(e, 2) if s < 2 else e)
         return np.log(np.concatenate(out, axis=-1) + np.float32(LOG_EPS))
 
     @staticmethod

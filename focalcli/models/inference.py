@@ -1,4 +1,4 @@
-"""Running a FocDepthFormer: inference with a chosen precision, and parameter counts per part."""
+"""Running a network with torch: inference with a chosen precision, and parameter counts per part."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from torch import nn
 
 from focalcli.errors import ConfigError
 from focalcli.models.config import build_model
+from focalcli.models.runner import PRECISIONS
 
-__all__ = ["PRECISIONS", "DepthPrediction", "autocast_context", "count_parameters", "parameters_by_part",
-           "predict_depth"]
+__all__ = ["PRECISIONS", "DepthPrediction", "autocast_context", "count_parameters", "model_units",
+           "parameters_by_part", "predict_depth"]
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,27 @@ class DepthPrediction:
     """A model's depth for a batch of stacks.
 
     Attributes:
-        depth: ``(B, 1, H, W)`` float32; metres when ``metric``, else relative (see ``FocDepthFormer``).
-        metric: whether the depth is metric for the stacks' own focus schedule.
+        depth: ``(B, 1, H, W)`` float32, in ``units``.
+        units: ``"m"``, ``"frame_index"`` (1 = nearest frame, N = farthest) or ``"relative"`` (regression head
+            without focus distances).
+        weights: the softmax over frames ``(B, N, H, W)`` when asked for and the model has one, else None.
     """
 
     depth: torch.Tensor
-    metric: bool
+    units: str
+    weights: torch.Tensor | None = None
 
     @property
-    def units(self) -> str:
-        return "m" if self.metric else "relative"
+    def metric(self) -> bool:
+        return self.units == "m"
+
+
+def model_units(model: nn.Module, focus_distances_m: torch.Tensor | None) -> str:
+    """The units of ``model``'s depth for a call with or without focus distances (see ``DepthPrediction``)."""
+    if model.is_metric(focus_distances_m):
+        return "m"
+    aware = getattr(model.config, "focus_distance_aware", True)
+    return "frame_index" if aware and focus_distances_m is None else "relative"
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -51,14 +62,15 @@ def autocast_context(device: torch.device, precision: str):
 
 
 def predict_depth(model: nn.Module, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
-                  precision: str = "fp32") -> DepthPrediction:
+                  precision: str = "fp32", with_weights: bool = False) -> DepthPrediction:
     """Depth of a batch of stacks under ``torch.inference_mode`` (the model is put in eval mode).
 
     Args:
         model: the network, on the frames' device.
         frames: ``(B, N, 3, H, W)`` float32 in [0, 1], near to far.
-        focus_distances_m: ``(B, N)`` metres, or None (relative output).
+        focus_distances_m: ``(B, N)`` metres, or None (frame-index or relative output).
         precision: ``fp32``, ``bf16`` (autocast; CPU or GPU) or ``fp16`` (autocast; GPU only).
+        with_weights: also return the softmax over frames (models with a soft-choice head).
 
     Returns:
         ``DepthPrediction`` with float32 depth ``(B, 1, H, W)``.
@@ -69,8 +81,14 @@ def predict_depth(model: nn.Module, frames: torch.Tensor, focus_distances_m: tor
     """
     model.eval()
     with torch.inference_mode(), autocast_context(frames.device, precision):
-        depth = model(frames, focus_distances_m)
-    return DepthPrediction(depth=depth.float(), metric=model.is_metric(focus_distances_m))
+        out = model.forward_train(frames, focus_distances_m)
+    weights = None
+    if with_weights and out["logits"] is not None:
+        from focalcli.models.heads import soft_position
+
+        bound = getattr(model.config, "logit_bound", 0.0)
+        _, weights = soft_position(out["logits"], out["positions"], logit_bound=bound)
+    return DepthPrediction(depth=out["depth"].float(), units=model_units(model, focus_distances_m), weights=weights)
 
 
 def count_parameters(module: nn.Module) -> int:

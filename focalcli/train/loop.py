@@ -29,6 +29,7 @@ import torch
 
 from focalcli.errors import ConfigError, OutputError
 from focalcli.io.atomic import atomic_path
+from focalcli.train.losses import LOSSES
 
 __all__ = ["RUNTIME_KEYS", "TrainConfig", "build_train_model", "config_from_dict", "train"]
 
@@ -39,16 +40,18 @@ class TrainConfig:
 
     data: tuple[str, ...] = ("procedural",)  # training sources, KIND:PATH[:WEIGHT] (see train.data)
     val_data: tuple[str, ...] = ()  # validation sets; () = the evaluation split of each training source
-    model: str = "focdepthformer-tiny"  # model preset (focal models lists them)
-    model_options: dict = field(default_factory=dict)  # ModelConfig fields overriding the preset's
+    model: str = "focusvolume"  # model preset (focal models lists them)
+    model_options: dict = field(default_factory=dict)  # config fields overriding the preset's
     synth_options: dict = field(default_factory=dict)  # options of the on-the-fly synthetic sources
+    augment: dict = field(default_factory=dict)  # training augmentation (train.data.augment.AugmentOptions)
     steps: int = 2000  # optimiser steps in all
     batch_size: int = 4  # global batch (split across DDP ranks)
-    crop: int = 128  # training crop side, px
-    frames_min: int = 3  # synthetic stacks: fewest frames (drawn per step)
-    frames_max: int = 8  # synthetic stacks: most frames
-    loss: str = "mse-laplacian"  # mse-laplacian (the paper's) or silog-grad
-    alpha: float = 0.2  # weight of the Laplacian-variance regulariser (mse-laplacian)
+    crop: int = 256  # training crop side, px (a window of a virtual image: see train.data.synthetic)
+    frames_min: int = 2  # fewest frames per stack (drawn per step)
+    frames_max: int = 16  # most frames per stack
+    loss: str = "diopter-l1"  # diopter-l1 (scale-fair), mse-laplacian (the paper's) or silog-grad
+    alpha: float = 0.2  # weight of the Laplacian-variance term (mse-laplacian)
+    frame_ce: float = 0.2  # weight of the two-hot cross-entropy on the frame weights (soft-choice heads)
     lr: float = 3e-4  # peak learning rate (AdamW)
     min_lr: float = 3e-5  # learning rate at the end of the cosine decay
     warmup_steps: int = 100  # linear warm-up steps
@@ -62,18 +65,22 @@ class TrainConfig:
     seed: int = 0  # seeds model init, data and augmentation
     device: str = "auto"  # auto, cpu, cuda, cuda:K
     amp: bool = True  # bf16 autocast on CUDA devices that support it (CPU always runs float32)
+    max_size: int = 512  # validation runs the model as focal predict does, at this working resolution
 
     def __post_init__(self):
         problems = [f"{k} must be >= 1" for k in ("steps", "batch_size", "crop", "frames_min", "log_every")
                     if getattr(self, k) < 1]
         problems += [f"{k} must be >= 0" for k in ("warmup_steps", "val_every", "save_every", "workers", "grad_clip",
-                                                   "weight_decay", "val_stacks", "alpha") if getattr(self, k) < 0]
+                                                   "weight_decay", "val_stacks", "alpha", "frame_ce")
+                     if getattr(self, k) < 0]
         if self.frames_max < self.frames_min:
             problems.append("frames_max must be >= frames_min")
         if not self.data:
             problems.append("give at least one training source (--data)")
-        if self.loss not in ("mse-laplacian", "silog-grad"):
-            problems.append(f"unknown loss {self.loss!r} (use mse-laplacian or silog-grad)")
+        if self.loss not in LOSSES:
+            problems.append(f"unknown loss {self.loss!r} (use {', '.join(LOSSES)})")
+        if self.max_size < 32:
+            problems.append("max_size must be >= 32")
         if not (self.lr > 0 and self.min_lr >= 0):
             problems.append("lr must be > 0 and min_lr >= 0")
         if problems:
@@ -91,10 +98,11 @@ Progress = Callable[[int, int, dict], None]  # (steps done, total, {"loss", "lr"
 
 def build_train_model(cfg: TrainConfig):
     """A fresh model as ``cfg`` names it: the preset ``cfg.model`` with ``cfg.model_options`` applied."""
-    from focalcli.models import ModelConfig, build_model, get_config
+    from focalcli.models.config import build_model, config_from_dict, get_config
 
-    base = get_config(cfg.model).to_dict()
-    config = ModelConfig.from_dict({**base, **cfg.model_options}) if cfg.model_options else get_config(cfg.model)
+    config = get_config(cfg.model)
+    if cfg.model_options:
+        config = config_from_dict({**config.to_dict(), **cfg.model_options}, where="model_options")
     return build_model(config)
 
 
@@ -116,12 +124,15 @@ def _validation_sets(cfg: TrainConfig) -> list[tuple[str, object, str]]:
 
 @torch.no_grad()
 def _validate(model, val_sets, cfg: TrainConfig, device) -> dict:
+    """Score ``model`` on the validation sets exactly as ``focal eval`` scores a shipped model (working
+    resolution ``cfg.max_size``, inverse-depth resizing: ``models.runner.ModelRunner``)."""
     from focalcli.evaluation.evaluate import evaluate, model_predictor
 
     was_training = model.training
     out = {}
+    predictor = model_predictor(model, device, max_size=cfg.max_size)
     for name, source, protocol in val_sets:
-        res = evaluate(source, model_predictor(model, device), protocol=protocol, limit=cfg.val_stacks or None)
+        res = evaluate(source, predictor, protocol=protocol, limit=cfg.val_stacks or None)
         out[name] = {"protocol": protocol, **res.mean}
     model.train(was_training)
     return out
@@ -187,7 +198,16 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
 
     from focalcli.runtime import resolve_device, seed_everything
     from focalcli.train.checkpoint import restore_rng, save_checkpoint, unwrap_model
-    from focalcli.train.data import MixtureDataset, StepBatchSampler, build_source, parse_data_spec, sample_generator
+    from focalcli.config import build_dataclass
+    from focalcli.train.data import (
+        AugmentOptions,
+        MixtureDataset,
+        StepBatchSampler,
+        build_source,
+        parse_data_spec,
+        sample_generator,
+    )
+    from focalcli.train.losses import frame_cross_entropy
     from focalcli.train.distributed import barrier, dist_info, init_distributed, shutdown_distributed
     from focalcli.train.losses import get_loss
     from focalcli.train.schedule import lr_at
@@ -208,8 +228,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     # --- data
     specs = [parse_data_spec(s) for s in cfg.data]
     sources = [build_source(s, train=True, synth_options=cfg.synth_options) for s in specs]
+    augment = build_dataclass(AugmentOptions, cfg.augment, where="augment")
     dataset = MixtureDataset(sources, [s.weight for s in specs], seed=cfg.seed, crop=(cfg.crop, cfg.crop),
-                             n_frames=(cfg.frames_min, cfg.frames_max))
+                             n_frames=(cfg.frames_min, cfg.frames_max), augment=augment)
     val_sets = _validation_sets(cfg) if info.is_main else []
 
     # --- model, optimiser, state
@@ -247,8 +268,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
         focus = batch["focus_distances_m"].to(device, non_blocking=True)  # (B, N)
         depth = batch["depth"].to(device, non_blocking=True)  # (B, 1, H, W)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred = model(frames, focus)  # (B, 1, H, W)
-        loss = loss_fn(pred.float(), depth, **loss_kw)
+            out = model(frames, focus, details=True)  # {"depth" (B, 1, H, W), "logits" (B, N, H, W), ...}
+        loss = loss_fn(out, depth, **loss_kw)
+        if cfg.frame_ce and out["logits"] is not None:
+            bound = getattr(unwrap_model(model).config, "logit_bound", 0.0)
+            loss = loss + cfg.frame_ce * frame_cross_entropy(out["logits"], depth, out["positions"], out["metric"],
+                                                            logit_bound=bound)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None

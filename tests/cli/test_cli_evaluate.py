@@ -22,9 +22,13 @@ def test_eval_classic_on_ddff_writes_json(tmp_path):
     assert again.exit_code == 6 and "exists already" in again.output
 
 
-def test_eval_needs_exactly_one_method(tmp_path):
+def test_eval_needs_a_method(tmp_path):
     res = runner.invoke(app, ["eval", "--data", "procedural"])
-    assert res.exit_code == 2 and "exactly one" in res.output
+    assert res.exit_code == 2 and "--method classic" in res.output
+    w = tmp_path / "m.safetensors"
+    w.write_bytes(b"x")
+    res = runner.invoke(app, ["eval", "--data", "procedural", "--method", "classic", "--weights", str(w)])
+    assert res.exit_code == 2 and "--method model" in res.output
 
 
 def test_eval_bad_data(tmp_path):

@@ -38,13 +38,17 @@ def test_model_method_metric_with_focus_distances(plane_stack, tmp_path, micro_w
     assert (tmp_path / "aif.png").is_file()
 
 
-def test_model_method_relative_without_focus_distances(tiny_stack, tmp_path, micro_weights):
-    r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method", "model",
-                            "--weights", str(micro_weights)])
+def test_model_method_frame_index_without_focus_distances(tiny_stack, tmp_path, micro_weights):
+    """Without focus distances the model answers in the classic method's units: 1 = nearest frame, N = farthest."""
+    r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.npy"), "--method", "model",
+                            "--weights", str(micro_weights), "--confidence", str(tmp_path / "c.npy")])
     assert r.exit_code == 0, r.stderr
-    assert "relative" in r.stderr
-    assert read_depth(tmp_path / "d.png").shape == (32, 40)
-    assert json.loads((tmp_path / "d.json").read_text())["units"] == "relative"
+    assert "frame-index units" in r.stderr
+    d = np.load(tmp_path / "d.npy")
+    assert d.shape == (32, 40) and 0.0 <= d.min() and d.max() <= 3 + 1  # 3 frames, +- one spacing
+    assert json.loads((tmp_path / "d.json").read_text())["units"] == "frame_index"
+    c = np.load(tmp_path / "c.npy")
+    assert c.shape == (32, 40) and 0 <= c.min() and c.max() <= 1
 
 
 def test_model_method_errors(tiny_stack, tmp_path, micro_weights):
@@ -53,9 +57,6 @@ def test_model_method_errors(tiny_stack, tmp_path, micro_weights):
     assert_one_line_error(runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method",
                                               "model", "--weights", str(bad)]), 5, "bad.safetensors")
     assert not (tmp_path / "d.png").exists()
-    r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method", "model",
-                            "--weights", str(micro_weights), "--confidence", str(tmp_path / "c.npy")])
-    assert_one_line_error(r, 4, "--method classic only")
     r = runner.invoke(app, ["predict", str(tiny_stack), "-o", str(tmp_path / "d.png"), "--method", "model",
                             "--weights", str(micro_weights), "--precision", "fp64"])
     assert r.exit_code == 2
@@ -75,9 +76,10 @@ def test_shipped_default_model(plane_stack, tmp_path):
     assert d.shape == gt.shape and np.isfinite(d).all() and d.min() > 0
 
 
-def test_batch_model_confidence_is_refused_before_any_output(tiny_stack, plane_stack, tmp_path, micro_weights):
+def test_batch_model_writes_confidence(tiny_stack, plane_stack, tmp_path, micro_weights):
     root = tiny_stack.parent
     r = runner.invoke(app, ["predict", str(root), "-o", str(tmp_path / "out"), "--method", "model", "--weights",
-                            str(micro_weights), "--confidence", "c.npy"])
-    assert_one_line_error(r, 4, "--method classic only")
-    assert not (tmp_path / "out").exists()
+                            str(micro_weights), "--confidence", "c.npy", "--format", "npy"])
+    assert r.exit_code == 0, r.stderr
+    for name in ("tiny", "plane"):
+        assert np.load(tmp_path / "out" / name / "c.npy").shape == np.load(tmp_path / "out" / name / "depth.npy").shape

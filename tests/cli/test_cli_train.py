@@ -13,7 +13,8 @@ def test_train_export_eval_end_to_end(tmp_path):
     data = write_stacks(tmp_path / "data", count=2, h=20, w=24)
     toml = tmp_path / "run.toml"
     toml.write_text('crop = 16\nbatch_size = 2\nwarmup_steps = 1\nval_stacks = 1\nlog_every = 1\nworkers = 0\n'
-                    'steps = 99\n[model_options]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
+                    'steps = 99\nmodel = "focdepthformer-tiny"\n[model_options]\n'
+                    + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
     run = tmp_path / "run"
     res = runner.invoke(app, ["train", "--data", f"stacks:{data}", "--steps", "3", "--out", str(run), "--config",
                               str(toml), "--device", "cpu", "--json"])

@@ -1,0 +1,224 @@
+"""One way to run a trained model on a whole stack: what ``focal predict``, ``focal eval`` and training validation
+all call, so evaluation scores exactly what ships.
+
+A ``ModelRunner`` holds a network (a torch module, or the numpy twin of a FocusVolume network) with its device,
+precision and working resolution, and turns a stack into a ``DepthResult`` at the frames' own size:
+
+1. each frame is converted to float32 in [0, 1] and area-resized so its long side is at most ``max_size`` px (frames
+   are decoded one at a time from a ``StackFolder``; the numpy backend also computes its per-frame features as the
+   frame arrives, so only stride-4 features are kept);
+2. the network runs on the working-size stack with the stack's focus distances (or none);
+3. depth is resized back to the frames' size in inverse depth (bilinear), where defocus -- and so the network's
+   evidence -- is linear; frame-index depth is resized as it is.
+
+Backends: ``numpy`` (FocusVolume on the CPU in float32: no torch import, the fastest start) and ``torch`` (any
+architecture, any device and precision). ``auto`` picks numpy when it can. Units: metres with focus distances;
+without them frame-index units (1 = nearest frame, N = farthest) for the focus-distance-aware models, relative depth
+for the paper's regression head.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from focalcli.errors import ConfigError, InputError
+
+__all__ = ["BACKENDS", "PRECISIONS", "ModelRunner", "working_size"]
+
+BACKENDS = ("auto", "numpy", "torch")
+PRECISIONS = ("fp32", "bf16", "fp16")
+Progress = Callable[[int, int], None]
+
+
+def working_size(height: int, width: int, max_size: int) -> tuple[int, int]:
+    """``(h, w)`` with the long side at most ``max_size`` (never upscaled)."""
+    s = min(1.0, max_size / max(height, width))
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """HxWxC float32 -> (h, w) by area averaging (a no-op at the same size)."""
+    h, w = size
+    if img.shape[:2] == (h, w):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _stack_meta(stack) -> tuple[int, int, int, list[float] | None]:
+    """``(N, H, W, focus distances or None)`` of a ``FocalStack`` or ``StackFolder``."""
+    if hasattr(stack, "frame_paths"):  # a StackFolder: streamed from disk
+        fd = stack.focus_distances_m
+        return len(stack), stack.info.height, stack.info.width, (list(fd) if fd else None)
+    n, _, h, w = stack.frames.shape
+    fd = stack.focus_distances_m
+    return n, h, w, (fd.double().tolist() if fd is not None else None)
+
+
+def _working_frames(stack, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """HxWx3 float32 frames in [0, 1] at the working size, near to far, one at a time."""
+    if hasattr(stack, "frame_paths"):
+        for _, img in stack.iter_frames(native=True):
+            scale = 1.0 / np.iinfo(img.dtype).max if img.dtype.kind == "u" else 1.0
+            yield _resize(img.astype(np.float32) * np.float32(scale), size)
+        return
+    for frame in stack.frames:  # (3, H, W) tensors
+        yield _resize(np.ascontiguousarray(frame.permute(1, 2, 0).float().cpu().numpy()), size)
+
+
+def _to_full_size(depth: np.ndarray, size: tuple[int, int], metric: bool) -> np.ndarray:
+    """Working-size depth -> the frames' size: bilinear in inverse depth (metres) or as it is (frame index)."""
+    H, W = size
+    if depth.shape == (H, W):
+        return depth.astype(np.float32)
+    if not metric:
+        return cv2.resize(depth, (W, H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    inv = cv2.resize(1.0 / np.maximum(depth, 1e-6), (W, H), interpolation=cv2.INTER_LINEAR)
+    return (1.0 / np.maximum(inv, 1e-9)).astype(np.float32)
+
+
+def _confidence(top: np.ndarray, n: int) -> np.ndarray:
+    """The largest frame weight rescaled to [0, 1]: 0 when all N frames weigh the same, 1 for a single frame."""
+    if n < 2:
+        return np.zeros_like(top, dtype=np.float32)
+    return np.clip((top - 1.0 / n) / (1.0 - 1.0 / n), 0.0, 1.0).astype(np.float32)
+
+
+class ModelRunner:
+    """A trained network ready to predict whole stacks (module docstring).
+
+    Args:
+        model: a torch module (``FocDepthFormer``/``FocusVolumeNet``) or a ``FocusVolumeNumpy``.
+        device: torch device for a torch module (ignored by the numpy twin).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (torch only; ``focalcli.models.inference.PRECISIONS``).
+        max_size: longest side of the working resolution (px).
+    """
+
+    def __init__(self, model, *, device="cpu", precision: str = "fp32", max_size: int = 512):
+        if max_size < 8:
+            raise ConfigError(f"the working resolution must be at least 8 px, got {max_size}")
+        self.model, self.device, self.precision, self.max_size = model, device, precision, int(max_size)
+        self.numpy = not hasattr(model, "state_dict")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.numpy and precision != "fp32":
+            raise ConfigError(f"the numpy backend runs in fp32, not {precision}; use the torch backend")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, *, device="cpu", precision: str = "fp32", max_size: int = 512,
+                  backend: str = "auto") -> ModelRunner:
+        """Load a model file (``focal export``) for the chosen backend.
+
+        Raises:
+            ModelFileError: a bad file. ConfigError: a backend that cannot run this model or precision.
+        """
+        from focalcli import weights
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        cpu = str(device) == "cpu"
+        if backend == "numpy" and not (cpu and precision == "fp32"):
+            raise ConfigError("the numpy backend runs on the CPU in fp32")
+        if backend != "torch" and cpu and precision == "fp32":
+            meta_arch = _arch(path)
+            if meta_arch == "focusvolume":
+                return cls(weights.load_numpy_model(path), precision=precision, max_size=max_size)
+            if backend == "numpy":
+                raise ConfigError(f"{path}: a {meta_arch} model runs with the torch backend only")
+        import torch
+
+        model = weights.load_model(path, device=str(torch.device(device)))
+        return cls(model, device=torch.device(device), precision=precision, max_size=max_size)
+
+    @property
+    def arch(self) -> str:
+        return self.model.config.arch
+
+    def units(self, metric_input: bool) -> str:
+        """What the depth of a stack with (``metric_input``) or without focus distances is measured in."""
+        if metric_input:
+            aware = getattr(self.model.config, "focus_distance_aware", True)
+            return "m" if aware else "relative"
+        if self.arch == "focdepthformer" and not self.model.config.focus_distance_aware:
+            return "relative"
+        return "frame_index"
+
+    def __call__(self, stack, *, progress: Progress | None = None):
+        """Depth of one stack (a ``FocalStack`` or ``StackFolder``) at the frames' size.
+
+        Returns:
+            ``DepthResult`` with ``confidence`` = how decided the softmax over frames is (None for the regression
+            head), ``units`` as ``units`` says.
+
+        Raises:
+            InputError: a frame cannot be read, or bad focus distances.
+        """
+        from focalcli.focus.depth import DepthResult
+
+        n, H, W, fd = _stack_meta(stack)
+        if fd is not None and (len(fd) != n or not all(np.isfinite(fd)) or min(fd) <= 0):
+            raise InputError(f"focus distances must be {n} positive finite numbers, got {fd}")
+        size = working_size(H, W, self.max_size)
+        frames = _working_frames(stack, size)
+        run = self._run_numpy if self.numpy else self._run_torch
+        depth, top = run(frames, n, size, fd, progress)
+        units = self.units(fd is not None)
+        confidence = None if top is None else _to_full_size(_confidence(top, n), (H, W), metric=False)
+        return DepthResult(depth=_to_full_size(depth, (H, W), metric=units == "m"), confidence=confidence,
+                           units=units)
+
+    def _run_numpy(self, frames, n, size, fd, progress):
+        net = self.model
+        s = net.config.stride
+        h, w = size
+        pad = ((0, -h % s), (0, -w % s), (0, 0))
+        energies, image = [], 0.0
+        for i, frame in enumerate(frames):
+            padded = np.pad(frame, pad, mode="edge") if any(p[1] for p in pad) else frame
+            energies.append(net.frame_energies(padded))
+            image = image + net.frame_image(padded)
+            if progress is not None:
+                progress(i + 1, n)
+        positions = 1.0 / np.asarray(fd, np.float64) if fd is not None else np.arange(n, dtype=np.float64)
+        logits, residual = net.volume(np.stack(energies), (image / n).astype(np.float32), positions)
+        position, top = net.position(logits, residual, positions)
+        position, top = position[:h, :w], top[:h, :w]
+        if fd is None:
+            return position + 1.0, top
+        floor = max(float(positions.min()) * 0.1, 1e-3)  # as heads.position_to_depth
+        return 1.0 / np.maximum(position, floor), top
+
+    def _run_torch(self, frames, n, size, fd, progress):
+        import torch
+
+        from focalcli.models.inference import predict_depth
+
+        arrays = []
+        for i, frame in enumerate(frames):
+            arrays.append(torch.from_numpy(frame).permute(2, 0, 1))  # (3, h, w)
+            if progress is not None:
+                progress(i + 1, n)
+        x = torch.stack(arrays)[None].to(self.device)  # (1, N, 3, h, w)
+        focus = torch.tensor(fd, dtype=torch.float32, device=self.device)[None] if fd is not None else None
+        pred = predict_depth(self.model, x, focus, precision=self.precision, with_weights=True)
+        top = None if pred.weights is None else pred.weights[0].max(dim=0).values.float().cpu().numpy()
+        return pred.depth[0, 0].float().cpu().numpy(), top
+
+
+def _arch(path: str | os.PathLike) -> str:
+    """The ``arch`` in a model file's config (FocDepthFormer when absent), from the header only."""
+    import json
+
+    from focalcli.errors import ModelFileError
+    from focalcli.weights import read_metadata
+
+    meta = read_metadata(Path(path))
+    try:
+        raw = json.loads(meta["config"])
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{path}: its model config is not JSON ({e})") from e
+    return raw.get("arch", "focdepthformer") if isinstance(raw, dict) else "focdepthformer"
