@@ -18,20 +18,28 @@ import typer
 __all__ = ["COLUMNS", "METHODS", "score_valset"]
 
 
-def _textbook():
+def _textbook(_: str = ""):
     from focalcli.bench.baselines import textbook_predictor
 
     return textbook_predictor()
 
 
-def _classic():
+def _classic(_: str = ""):
     from focalcli.evaluation.evaluate import classic_predictor
 
     return classic_predictor()
 
 
-# name -> factory of an ``evaluate`` predictor ((frames (N, 3, H, W), focus (N,)) -> depth (H, W) metres)
-METHODS: dict[str, Callable[[], Callable]] = {"textbook": _textbook, "classic": _classic}
+def _model(weights: str = ""):
+    """``model`` (the weights shipped with focal) or ``model:FILE``, run as focal predict runs it."""
+    from focalcli.evaluation.evaluate import model_predictor
+    from focalcli.learned import load_runner
+
+    return model_predictor(load_runner(weights or None))
+
+
+# name[:ARG] -> factory(ARG) of an ``evaluate`` predictor ((frames (N, 3, H, W), focus (N,)) -> depth (H, W) m)
+METHODS: dict[str, Callable[[str], Callable]] = {"textbook": _textbook, "classic": _classic, "model": _model}
 COLUMNS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta1", "delta2", "delta3")
 
 
@@ -66,7 +74,7 @@ def score_valset(valset: str | Path, methods: list[str], *,
     from focalcli.evaluation.evaluate import evaluate
     from focalcli.train.data.stacks import StackFolderSource
 
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m.partition(":")[0] not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method {unknown[0]!r}; use one of {', '.join(METHODS)}")
     results = []
@@ -75,7 +83,8 @@ def score_valset(valset: str | Path, methods: list[str], *,
         for name in methods:
             if progress is not None:
                 progress(folder.name, name)
-            predictor = METHODS[name]()
+            kind, _, arg = name.partition(":")
+            predictor = METHODS[kind](arg)
             elapsed = []
 
             def timed(frames, focus, predictor=predictor, elapsed=elapsed):
@@ -93,7 +102,8 @@ def score_valset(valset: str | Path, methods: list[str], *,
 
 def bench_depth(
     valset: Path = typer.Option(..., "--valset", help="Folder made by `python -m focalcli.bench valset`."),
-    methods: str = typer.Option("textbook,classic", "--methods", help=f"Comma-separated: {', '.join(METHODS)}."),
+    methods: str = typer.Option("textbook,classic", "--methods", help=f"Comma-separated: {', '.join(METHODS)} "
+                                "(model: the shipped weights; model:FILE: an exported model)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every figure (and per-stack rows) here."),
 ) -> None:
     """Depth accuracy (metric protocol) of each method on each validation set, with seconds per stack."""

@@ -86,10 +86,13 @@ def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
 
 
 def _keep(scenes: list, holdout: int, exclude: tuple[str, ...], train: bool) -> list:
-    """The training (``train``) or held-out scenes, without excluded names."""
-    if holdout:
-        scenes = [s for i, s in enumerate(scenes) if (i % holdout != 0) == train]
-    return [s for s in scenes if not any(x in s.name for x in exclude)]
+    """The training (``train``) or held-out scenes (``io.rgbd.split_scenes``; all of them without a holdout),
+    without excluded names."""
+    from focalcli.io.rgbd import split_scenes
+
+    training, held = split_scenes(scenes, holdout)
+    chosen = training if train else (held if holdout else scenes)
+    return [s for s in chosen if not any(x in s.name for x in exclude)]
 
 
 class SyntheticSource:
