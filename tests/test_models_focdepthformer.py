@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from focalcli.errors import ConfigError, InputError, ShapeError
-from focalcli.models import ModelConfig, build_model, config_from_dict, default_focus_distances, get_config, preset_names
+from focalcli.models import (
+    ModelConfig,
+    build_model,
+    config_from_dict,
+    default_focus_distances,
+    get_config,
+    preset_names,
+)
 from tests.models_common import micro, stack
 
 

@@ -19,7 +19,7 @@ def test_predict_depth_reports_units_and_float32():
     assert not model.training
     assert metric.metric and metric.units == "m" and metric.depth.dtype == torch.float32
     assert not index.metric and index.units == "frame_index"  # without focus distances: classic's units
-    assert 0.0 <= float(index.depth.min()) and float(index.depth.max()) <= 3 + 1  # 1 .. N, +- a spacing
+    assert float(index.depth.min()) >= 0.0 and float(index.depth.max()) <= 3 + 1  # 1 .. N, +- a spacing
     assert index.weights.shape == (1, 3, 32, 32)
     assert torch.allclose(index.weights.sum(dim=1), torch.ones(1, 32, 32))
     assert metric.depth.shape == (1, 1, 32, 32)

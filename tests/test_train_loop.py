@@ -17,8 +17,8 @@ TINY = {"image_size": 64, "width": 32, "depth": 4, "hooks": [1, 2, 3, 4], "heads
 
 def tiny_config(data_dir, **kw) -> TrainConfig:
     base = {"data": (f"stacks:{data_dir}",), "model": "focdepthformer-tiny", "model_options": TINY, "steps": 20,
-            "batch_size": 2, "crop": 16, "warmup_steps": 2, "lr": 1e-3, "val_every": 10, "val_stacks": 1, "save_every": 5, "log_every": 1,
-            "workers": 0, "device": "cpu", "seed": 3}
+            "batch_size": 2, "crop": 16, "warmup_steps": 2, "lr": 1e-3, "val_every": 10, "val_stacks": 1,
+            "save_every": 5, "log_every": 1, "workers": 0, "device": "cpu", "seed": 3}
     return TrainConfig(**{**base, **kw})
 
 

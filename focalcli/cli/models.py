@@ -23,8 +23,8 @@ def models(as_json: bool = json_option()) -> None:
         size = f"{r['input_size']}x{r['input_size']}" if r["input_size"] else "any"
         weights = "shipped" if r["weights_shipped"] else "-"
         mark = "  (default)" if r["default"] else ""
-        out(f"{r['name']:<24} {r['arch']:<15} {r['params'] / 1e6:>7.2f}M  {'yes' if r['focus_distance_aware'] else 'no':<11} "
-            f"{size:>7}  {weights:<8}{mark}")
+        aware = "yes" if r["focus_distance_aware"] else "no"
+        out(f"{r['name']:<24} {r['arch']:<15} {r['params'] / 1e6:>7.2f}M  {aware:<11} {size:>7}  {weights:<8}{mark}")
 
 
 def register(app: typer.Typer) -> None:

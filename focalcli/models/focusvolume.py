@@ -5,8 +5,8 @@ compare (textureless walls). The network is built around that:
 
 1. **Learned focus measures** (per frame, shared weights, streamable): ``scales`` banks of ``bands`` 3x3 filters on
    the frame's luminance at full (evaluated at stride 2), half and quarter resolution; the magnitude of each
-   response is averaged down to stride 4 and log-compressed: learned, multi-band cousins of the Laplacian energy (noise-robust where the data
-   asks).
+   response is averaged down to stride 4 and log-compressed: learned, multi-band cousins of the Laplacian energy
+   (noise-robust where the data asks).
 2. **A focus volume** ``(C, N, H/4, W/4)``: each frame's log energies *minus their mean over the stack* (relative
    focus: independent of texture contrast and exposure, and so of the absolute blur scale that varies with optics
    and resolution), the stack mean itself (how much texture there is: how much to trust the comparison), the stack's

@@ -53,25 +53,25 @@ class _Conv:
     """A torch ``Conv2d`` (or the 1x1 frame taps) as channels-last matrix products."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None):
-        O, C, kh, kw = weight.shape
+        out_channels, C, kh, kw = weight.shape
         self.k = kh
         self.taps = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # (kh, kw, C, O)
-        self.bias = np.zeros(O, np.float32) if bias is None else bias.astype(np.float32)
+        self.bias = np.zeros(out_channels, np.float32) if bias is None else bias.astype(np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(F, h, w, C) -> (F, h, w, O)`` with zero padding (``padding = k // 2``)."""
         F_, h, w, C = x.shape
-        O = self.bias.shape[0]
+        out_channels = self.bias.shape[0]
         if self.k == 1:
-            return (x.reshape(-1, C) @ self.taps[0, 0]).reshape(F_, h, w, O) + self.bias
+            return (x.reshape(-1, C) @ self.taps[0, 0]).reshape(F_, h, w, out_channels) + self.bias
         p = self.k // 2
         xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        out = np.empty((F_ * h * w, O), np.float32)
+        out = np.empty((F_ * h * w, out_channels), np.float32)
         out[:] = self.bias
         for dy in range(self.k):
             for dx in range(self.k):
                 out += xp[:, dy : dy + h, dx : dx + w, :].reshape(-1, C) @ self.taps[dy, dx]
-        return out.reshape(F_, h, w, O)
+        return out.reshape(F_, h, w, out_channels)
 
 
 def _frame_taps(z: np.ndarray) -> np.ndarray:

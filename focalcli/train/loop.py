@@ -196,9 +196,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
 
+    from focalcli.config import build_dataclass
     from focalcli.runtime import resolve_device, seed_everything
     from focalcli.train.checkpoint import restore_rng, save_checkpoint, unwrap_model
-    from focalcli.config import build_dataclass
     from focalcli.train.data import (
         AugmentOptions,
         MixtureDataset,
@@ -207,9 +207,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
         parse_data_spec,
         sample_generator,
     )
-    from focalcli.train.losses import frame_cross_entropy
     from focalcli.train.distributed import barrier, dist_info, init_distributed, shutdown_distributed
-    from focalcli.train.losses import get_loss
+    from focalcli.train.losses import frame_cross_entropy, get_loss
     from focalcli.train.schedule import lr_at
 
     # --- processes, devices, run folder

@@ -7,7 +7,6 @@ import pytest
 from typer.testing import CliRunner
 
 from focalcli.cli.app import app
-from focalcli.io.depth import read_depth
 from focalcli.weights import export_model
 from tests.cli.test_cli_predict import assert_one_line_error
 from tests.models_common import micro
@@ -45,10 +44,10 @@ def test_model_method_frame_index_without_focus_distances(tiny_stack, tmp_path, 
     assert r.exit_code == 0, r.stderr
     assert "frame-index units" in r.stderr
     d = np.load(tmp_path / "d.npy")
-    assert d.shape == (32, 40) and 0.0 <= d.min() and d.max() <= 3 + 1  # 3 frames, +- one spacing
+    assert d.shape == (32, 40) and d.min() >= 0.0 and d.max() <= 3 + 1  # 3 frames, +- one spacing
     assert json.loads((tmp_path / "d.json").read_text())["units"] == "frame_index"
     c = np.load(tmp_path / "c.npy")
-    assert c.shape == (32, 40) and 0 <= c.min() and c.max() <= 1
+    assert c.shape == (32, 40) and c.min() >= 0 and c.max() <= 1
 
 
 def test_model_method_errors(tiny_stack, tmp_path, micro_weights):
