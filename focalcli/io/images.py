@@ -21,8 +21,8 @@ import numpy as np
 from focalcli.errors import InputError, OutputError
 from focalcli.io.atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "MIN_FRAME_SIDE", "ImageInfo", "decode_image", "open_pil", "probe_image", "read_image",
-           "to_float", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "MIN_FRAME_SIDE", "ImageInfo", "decode_image", "imwrite", "open_pil", "probe_image",
+           "read_image", "to_float", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp")
 _JPEG = (".jpg", ".jpeg")
@@ -208,9 +208,29 @@ def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) 
         out = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if p.suffix.lower() in _JPEG else []
     with atomic_path(p) as tmp:
-        try:
-            ok = cv2.imwrite(str(tmp), out, params)
-        except cv2.error as e:
-            raise OutputError(f"{p}: cannot write this format ({e.err})") from e
-        if not ok:
-            raise OutputError(f"{p}: cannot write this format")
+        imwrite(tmp, out, params, shown=p)
+
+
+def imwrite(path: str | os.PathLike, array: np.ndarray, params: list[int] | tuple[int, ...] = (), *,
+            shown: str | os.PathLike | None = None) -> None:
+    """``cv2.imwrite`` that never fails silently (OpenCV returns False on a full disk).
+
+    Args:
+        path: the file to write (the extension picks the format).
+        array: the pixels, as OpenCV takes them (BGR order).
+        params: OpenCV write parameters.
+        shown: the name to put in messages (the final output when ``path`` is a temporary file).
+
+    Raises:
+        OutputError: OpenCV cannot write this format, or the write failed (disk full, I/O error).
+    """
+    shown = shown or path
+    try:
+        supported = cv2.haveImageWriter(str(path))
+        ok = supported and cv2.imwrite(str(path), array, list(params))
+    except cv2.error as e:
+        raise OutputError(f"{shown}: cannot write this format ({e.err})") from e
+    if not supported:
+        raise OutputError(f"{shown}: cannot write this format")
+    if not ok:
+        raise OutputError(f"{shown}: cannot write (disk full or an I/O error)")

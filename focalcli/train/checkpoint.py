@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import struct
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,8 +93,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise ModelFileError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, struct.error, zipfile.BadZipFile,
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's text advises weights_only=False, which focal never does
+        text = str(e)
+        tail = text.split("WeightsUnpickler error:", 1)[-1]
+        detail = next((line.strip() for line in tail.splitlines() if line.strip()), type(e).__name__)
+        raise ModelFileError(f"{path}: not a readable focal training checkpoint (refused by the weights-only "
+                             f"loader: {detail}; focal never unpickles Python objects)") from e
+    except (RuntimeError, EOFError, OSError, ValueError, struct.error, zipfile.BadZipFile,
             IndexError, KeyError, TypeError, AttributeError, ImportError, UnicodeDecodeError, RecursionError) as e:
         # torch.load on arbitrary bytes raises any of these (an empty file: IndexError); none runs code
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
