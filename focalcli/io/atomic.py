@@ -129,8 +129,9 @@ def atomic_paths(paths: Sequence[str | os.PathLike], *, stage: str | os.PathLike
     the outputs without the others. On any exception every temporary file is removed and no output is touched.
 
     Args:
-        paths: the destinations (their folders are created at the commit when missing).
-        stage: a folder for the temporary files (on the destinations' file system); default: beside each path.
+        paths: the destinations.
+        stage: a folder for the temporary files, on the destinations' file system (the destinations' folders are
+            then created at the commit when missing); default: beside each destination.
 
     Raises:
         OutputError: an ``OSError`` while writing or renaming.
