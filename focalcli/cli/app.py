@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -19,7 +20,14 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that ``finally`` blocks (temporary files) run before the exit."""
 
 
+_MAIN_PID: list[int] = []  # the process that installed _on_sigterm
+
+
 def _on_sigterm(signum, frame) -> None:
+    if os.getpid() not in _MAIN_PID:  # a forked child (a data-loader worker): die the default way
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     raise Terminated()
 
 
@@ -96,5 +104,6 @@ _register()
 def main() -> None:
     """Console-script entry point (SIGTERM cleans up like Ctrl-C, then exits with 143)."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        _MAIN_PID.append(os.getpid())
         signal.signal(signal.SIGTERM, _on_sigterm)
     app()

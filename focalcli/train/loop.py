@@ -180,6 +180,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
           progress: Progress | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
     """Train a model as ``cfg`` says, writing checkpoints and logs into ``run_dir``.
 
+    A fresh run that fails (or is interrupted) before its first checkpoint removes what it wrote, so the corrected
+    command can use the same folder; once ``last.pt`` exists the folder is a run to ``--resume``.
+
     Args:
         cfg: the resolved configuration.
         run_dir: the run folder (created; must be empty unless ``resume`` or ``overwrite``).
@@ -190,9 +193,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
 
     Returns:
         A summary: steps, final loss, best validation score (mean AbsRel over the validation sets), paths, seconds.
-
-    A fresh run that fails (or is interrupted) before its first checkpoint removes what it wrote, so the corrected
-    command can use the same folder; once ``last.pt`` exists the folder is a run to ``--resume``.
 
     Raises:
         ConfigError, InputError, OutputError, ModelFileError: bad config, data, run folder or checkpoint.
