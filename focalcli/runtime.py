@@ -1,16 +1,26 @@
-"""Process-level helpers: seeding and device choice. No module-level state; torch is imported only when needed."""
+"""Process-level helpers: seeding, device choice, and worker pools that end with their parent. No module-level
+state; torch is imported only where it is needed."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import multiprocessing
 import os
 import random
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
 
 import numpy as np
 
 from focalcli.errors import ConfigError
 
-__all__ = ["cuda_possible", "resolve_device", "seed_everything"]
+__all__ = ["cuda_possible", "die_with_parent", "resolve_device", "seed_everything", "worker_pool"]
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def cuda_possible() -> bool:
@@ -49,3 +59,45 @@ def resolve_device(name: str = "auto"):
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r} asked for, but MPS is not available on this machine")
     return device
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker-process initializer: end this process as soon as ``parent_pid`` ends, whatever ends it.
+
+    On Linux the kernel kills the worker when its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, so even
+    ``kill -9`` of the parent leaves no worker behind); elsewhere a watchdog thread notices within half a second.
+    SIGINT is ignored: Ctrl-C reaches the whole process group, and the parent, which got it too, stops the pool.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="focal-parent-watchdog").start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+@contextlib.contextmanager
+def worker_pool(processes: int) -> Iterator[multiprocessing.pool.Pool]:
+    """A ``spawn`` process pool whose workers die with this process (``die_with_parent``).
+
+    Leaving the block normally waits for the workers to finish; leaving it by an exception (an error, Ctrl-C,
+    SIGTERM) terminates them at once, without draining the task queue.
+    """
+    pool = multiprocessing.get_context("spawn").Pool(processes, initializer=die_with_parent,
+                                                       initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()

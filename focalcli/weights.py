@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from focalcli.errors import ConfigError, ModelFileError
 from focalcli.io.atomic import atomic_path, check_output
 
-__all__ = ["FORMAT_VERSION", "export_model", "list_models", "load_model", "load_numpy_model", "read_config",
-           "read_metadata", "shipped_weights"]
+__all__ = ["FORMAT_VERSION", "MAX_PARAMETERS", "check_model_size", "export_model", "list_models", "load_model",
+           "load_numpy_model", "read_config", "read_metadata", "shipped_weights"]
 
 FORMAT_VERSION = "1"
+MAX_PARAMETERS = 1_000_000_000  # the largest model focal builds from a config (4 GB of float32 weights)
 _KEYS = ("format_version", "model", "config", "focal_version", "trained_on")
 
 
@@ -51,6 +53,37 @@ def export_model(model, path: str | os.PathLike, *, trained_on: str = "untrained
     with atomic_path(p) as tmp:
         save_model(model, str(tmp), metadata=metadata)
     return p
+
+
+def check_model_size(build: Callable[[], object], where: str = "model config", *,
+                     limit: int = MAX_PARAMETERS):
+    """Build a model on the meta device (shapes only, nothing allocated) and check its size before the real build.
+
+    Written for any architecture: ``build`` is whatever turns a config into a module (``lambda: build_model(cfg)``).
+
+    Args:
+        build: makes the model; it runs under ``torch.device("meta")``.
+        where: names the config in messages.
+        limit: the most parameters (and buffer elements) allowed.
+
+    Returns:
+        The meta-device model (its ``state_dict()`` gives every tensor's shape for free).
+
+    Raises:
+        ConfigError: the config does not build a model, or the model is larger than ``limit``.
+    """
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = build()
+    except (RuntimeError, ValueError, TypeError, ArithmeticError) as e:
+        raise ConfigError(f"{where}: does not describe a model focal can build ({str(e).splitlines()[0]})") from e
+    total = sum(t.numel() for t in model.state_dict().values())
+    if total > limit:
+        raise ConfigError(f"{where}: the model would hold {total / 1e6:,.0f} M parameters; focal builds at most "
+                          f"{limit / 1e6:,.0f} M")
+    return model
 
 
 def _read_header(p: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
@@ -97,12 +130,10 @@ def read_config(path: str | os.PathLike):
     _, shapes = _read_header(p)
     try:
         config = config_from_dict(json.loads(meta["config"]))
-    except (json.JSONDecodeError, ConfigError, TypeError) as e:
+        shape_model = check_model_size(lambda: build_model(config), "its model config")
+    except (json.JSONDecodeError, ConfigError, TypeError, RecursionError) as e:
         raise ModelFileError(f"{p}: its model config cannot be used ({e})") from e
-    import torch
-
-    with torch.device("meta"):  # shapes only: nothing is allocated
-        expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    expected = {k: tuple(v.shape) for k, v in shape_model.state_dict().items()}  # before anything is allocated
     problems = []
     checks = (("missing", sorted(set(expected) - set(shapes))), ("unexpected", sorted(set(shapes) - set(expected))),
               ("wrong shape", sorted(k for k in set(expected) & set(shapes) if expected[k] != shapes[k])))
@@ -124,13 +155,17 @@ def load_model(path: str | os.PathLike, *, device: str | None = None):
     Raises:
         ModelFileError: see ``read_config``.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_model as st_load_model
 
     from focalcli.models.config import build_model
 
     config = read_config(path)
     model = build_model(config)
-    st_load_model(model, str(path), strict=True, device=str(device or "cpu"))
+    try:
+        st_load_model(model, str(path), strict=True, device=str(device or "cpu"))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise ModelFileError(f"{path}: its tensors cannot be read ({str(e).splitlines()[0]})") from e
     return model.eval()
 
 

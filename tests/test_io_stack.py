@@ -39,12 +39,12 @@ def test_stack_json_orders_by_focus_distance(tmp_path):
 def test_16_bit_and_gray_frames(tmp_path):
     folder = tmp_path / "s"
     folder.mkdir()
-    write_image(folder / "a.png", np.full((6, 7), 0.5, np.float32), bit_depth=16)
-    write_image(folder / "b.png", np.full((6, 7), 0.25, np.float32), bit_depth=16)
+    write_image(folder / "a.png", np.full((8, 9), 0.5, np.float32), bit_depth=16)
+    write_image(folder / "b.png", np.full((8, 9), 0.25, np.float32), bit_depth=16)
     sf = scan_stack(folder)
     assert sf.info.bit_depth == 16
     stack = read_stack(folder)
-    assert stack.frames.shape == (2, 3, 6, 7)
+    assert stack.frames.shape == (2, 3, 8, 9)
     assert abs(float(stack.frames[0].mean()) - 0.5) < 1e-4
 
 
@@ -67,7 +67,7 @@ def test_exif_subject_distance(tmp_path):
 
 
 def test_write_stack_roundtrip(tmp_path):
-    stack = FocalStack(frames=torch.rand(2, 3, 5, 6), focus_distances_m=torch.tensor([0.4, 0.9]))
+    stack = FocalStack(frames=torch.rand(2, 3, 8, 9), focus_distances_m=torch.tensor([0.4, 0.9]))
     write_stack(stack, tmp_path / "out", extra={"source": "test"})
     meta = json.loads((tmp_path / "out" / "stack.json").read_text())
     assert meta["source"] == "test" and meta["focus_distances_m"] == [0.4, 0.9]

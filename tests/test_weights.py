@@ -109,3 +109,39 @@ def test_list_models_contract():
         assert isinstance(r["params"], int) and isinstance(r["focus_distance_aware"], bool)
         # exactly the default preset ships weights (package data focalcli/pretrained/NAME.safetensors)
         assert r["weights_shipped"] is (r["name"] == "focdepthformer-tiny")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"heads": 0}, "heads"),
+    ({"patch_size": 0}, "patch_size"),
+    ({"width": -192}, "width"),
+    ({"width": 65536}, "width"),
+    ({"mlp_ratio": float("nan")}, "mlp_ratio"),
+    ({"decoder_channels": (8, 0, 16, 16)}, "decoder_channels"),
+    ({"default_near_m": float("inf")}, "default_near_m"),
+])
+def test_config_ranges_are_checked_before_anything_divides(change, message):
+    from focalcli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**{**MICRO, **change})
+
+
+def test_model_size_is_bounded_on_the_meta_device(exported, tmp_path):
+    import time
+
+    from focalcli.errors import ConfigError
+    from focalcli.weights import check_model_size
+
+    huge = ModelConfig(**{**MICRO, "width": 16384, "lstm_hidden": 16384, "heads": 16})  # every field in range
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match="parameters"):
+        check_model_size(lambda: build_model(huge))  # ~13 G parameters: would need 50 GB if allocated
+    assert time.perf_counter() - t0 < 10
+    meta = check_model_size(lambda: build_model(ModelConfig(**MICRO)))
+    assert all(t.device.type == "meta" for t in meta.state_dict().values())
+    bad = _rewrite(exported[1], tmp_path / "huge.safetensors",
+                   metadata=lambda m: {**m, "config": json.dumps({**json.loads(m["config"]), "width": 16384,
+                                                                  "lstm_hidden": 16384, "heads": 16})})
+    with pytest.raises(ModelFileError, match="parameters"):
+        load_model(bad)

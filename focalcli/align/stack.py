@@ -102,7 +102,7 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
     """Align a stack folder into ``out``: the warped frames, ``stack.json`` and ``transforms.json``.
 
     The output folder is checked before any work and written as a whole (a temporary folder renamed into place),
-    so a failure leaves nothing behind. Frames keep their names, format and bit depth.
+    so a failure leaves nothing behind. Frames keep their names (and sub-folders), format and bit depth.
 
     ``transforms.json`` lists the written frames in input order; ``reference`` is the reference's index among the
     INPUT frames, matrices map input-frame pixels to reference-frame pixels before the crop, ``crop`` is
@@ -135,12 +135,13 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
     reg = register_stack(sf, config, progress=reg_progress)
     keep = check_registration(reg, skip_bad=skip_bad)
     box = _box(reg, keep, crop)
-    names = [sf.names[i] for i in keep]
+    names = [sf.relative_names[i] for i in keep]  # frames in sub-folders keep them: equal file names never collide
     reader = FrameReader(sf)
     with atomic_folder(out) as tmp:
-        for j, i in enumerate(keep):
+        for j, (i, name) in enumerate(zip(keep, names, strict=True)):
             image = warp_frame(reader.read(i), reg.frames[i], box)
-            write_image(tmp / sf.names[i], image, bit_depth=sf.info.bit_depth)
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            write_image(tmp / name, image, bit_depth=sf.info.bit_depth)
             if progress is not None:
                 progress(n + j + 1, n + len(keep))
         distances = [sf.focus_distances_m[i] for i in keep] if sf.focus_distances_m else None

@@ -2,26 +2,64 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from focalcli.cli import console as con
-from focalcli.errors import FocalError
+from focalcli.errors import FocalError, OutputError
 
 __all__ = ["app", "main"]
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks (temporary files) run before the exit."""
+
+
+_MAIN_PID: list[int] = []  # the process that installed _on_sigterm
+
+
+def _on_sigterm(signum, frame) -> None:
+    if os.getpid() not in _MAIN_PID:  # a forked child (a data-loader worker): die the default way
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Terminated()
+
+
+def _error_line(message: str) -> None:
+    """``error: MESSAGE`` as one line on stderr (``message`` is rich markup; line breaks are folded)."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    con.console.print(f"[bold red]error:[/bold red] {text}", soft_wrap=True, highlight=False)
+
+
 class _FocalGroup(TyperGroup):
-    """Turns a ``FocalError`` raised by any command into one line on stderr and its exit code."""
+    """The one error boundary: every error a user can cause ends as one line on stderr and its exit code.
+
+    ``FocalError`` -> its ``exit_code``; an ``OSError`` that no layer below turned into one (a write that failed
+    outside focal's writers) -> 6; Ctrl-C -> 130 and SIGTERM -> 143, after the temporary files are cleaned up.
+    """
 
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except FocalError as e:
-            con.console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True)
+            _error_line(escape(str(e)))
             raise typer.Exit(e.exit_code) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            _error_line(escape(f"{where}{e.strerror or e}"))
+            raise typer.Exit(OutputError.exit_code) from None
+        except KeyboardInterrupt:
+            _error_line("interrupted")
+            raise typer.Exit(130) from None
+        except Terminated:
+            _error_line("terminated")
+            raise typer.Exit(143) from None
 
 
 app = typer.Typer(
@@ -64,5 +102,8 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (SIGTERM cleans up like Ctrl-C, then exits with 143)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        _MAIN_PID.append(os.getpid())
+        signal.signal(signal.SIGTERM, _on_sigterm)
     app()

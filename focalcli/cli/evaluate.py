@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
 from focalcli.cli import console as con
 from focalcli.cli.options import device_option, overwrite_option
+from focalcli.errors import InputError
 
 
 def evaluate(
     data: str = typer.Option(..., "--data", help="Evaluation set: ddff:FILE.h5 (val split), fod500:DIR (test "
                              "split), stacks:DIR, synth:DIR or procedural (held-out synthetic samples)."),
     weights: Path | None = typer.Option(None, "--weights", help="Model weights (.safetensors from focal export); "
-                                        "implies --method model.", exists=True, dir_okay=False),
+                                        "implies --method model."),
     method: str | None = typer.Option(None, "--method", help="classic, or model (the weights shipped with focal "
                                       "unless --weights is given)."),
     protocol: str | None = typer.Option(None, "--protocol", help="ddff (disparity), fod500 (metres, clipped to "
@@ -49,9 +51,15 @@ def evaluate(
         raise typer.BadParameter(f"use one of {', '.join(lib.PROTOCOLS)}", param_hint="--protocol")
     if json_out is not None:
         check_output(json_out, overwrite=overwrite, suffixes=[".json"])
+    if weights is not None:
+        from focalcli.weights import read_metadata
+
+        read_metadata(weights)  # a missing or foreign file fails before the data is opened (exit 5)
     spec = parse_data_spec(data)
     protocol = protocol or lib.default_protocol(spec.kind)
     source = build_source(spec, train=False)
+    if len(source) == 0:
+        raise InputError(f"--data {data}: holds no stacks to evaluate")
     if method == "model":
         from focalcli.learned import default_weights, load_runner
 
@@ -62,6 +70,9 @@ def evaluate(
         predictor, label = lib.classic_predictor(), "classic"
     with con.progress_bar(f"eval {label}", None) as advance:
         result = lib.evaluate(source, predictor, protocol=protocol, method=label, limit=limit, progress=advance)
+    if all(math.isnan(r["abs_rel"]) for r in result.rows):  # a mean of nothing is not a score
+        raise InputError(f"--data {data}: no stack has valid ground truth under the {protocol} protocol (or every "
+                         "prediction was non-finite); nothing to score")
     _print_table(result)
     if json_out is not None:
         import json

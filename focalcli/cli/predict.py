@@ -57,7 +57,8 @@ def predict(
         if depth_format not in ("png", "npy", "tiff", "tif"):
             raise typer.BadParameter("use png, npy or tiff", param_hint="--format")
         plans = lib.plan_batch(stack, out, depth_name=f"depth.{depth_format}", aif_name=aif,
-                               confidence_name=confidence, preview=preview, overwrite=overwrite)
+                               confidence_name=confidence, preview=preview, method=method, overwrite=overwrite,
+                               options=options)
 
         def on_stack(name: str, i: int, n: int):
             advance(0, None)
@@ -77,6 +78,9 @@ def predict(
             summaries = [lib.predict_to_files(sf, outputs, method=method, overwrite=overwrite,
                                               progress=advance, **options)]
     for s in summaries:
+        if s.get("skipped"):
+            con.info(f"skipped {s['stack']}: its outputs are complete already")
+            continue
         if s["units"] != "m":
             con.info(f"[yellow]note:[/yellow] {s['stack']}: {s['note']}; add focus_distances_m to stack.json "
                      "for metres")

@@ -25,9 +25,9 @@ def synth(
                                      "NYU .mat, TUM/SUN/NYU raw samples (searched recursively)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder: OUT/NAME/{stack/,depth.npy,aif.png}."),
     frames: int = typer.Option(5, "--frames", min=1, help="Frames per stack."),
-    f_number: float = typer.Option(2.0, "--f-number", min=0.1, help="Lens f-number N."),
-    focal_length: float = typer.Option(50.0, "--focal-length", min=0.1, help="Lens focal length (mm)."),
-    sensor_width: float = typer.Option(36.0, "--sensor-width", min=0.1,
+    f_number: float = typer.Option(2.0, "--f-number", help="Lens f-number N (>= 0.5)."),
+    focal_length: float = typer.Option(50.0, "--focal-length", help="Lens focal length (mm)."),
+    sensor_width: float = typer.Option(36.0, "--sensor-width",
                                        help="Sensor width (mm); pixel pitch = sensor width / image width."),
     schedule: str = typer.Option("depth:5,95", "--schedule", help="Focus distances: depth[:LOW,HIGH] (uniform in "
                                  "diopters between depth percentiles), uniform:NEAR,FAR (m) or list:D1,D2,... (m)."),

@@ -26,16 +26,13 @@ def train(
     workers: int | None = typer.Option(None, "--workers", min=0, help="Data-loader processes per rank."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of model init, data and augmentation."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:K."),
-    config: Path | None = typer.Option(None, "--config", help="TOML file with TrainConfig keys (flags win).",
-                                       exists=True, dir_okay=False),
+    config: Path | None = typer.Option(None, "--config", help="TOML file with TrainConfig keys (flags win)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     overwrite: bool = overwrite_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Train a FocDepthFormer on real and/or synthetic focal stacks (defaults < run's config on --resume < --config
     < flags)."""
-    import json
-
     from focalcli.config import load_toml
     from focalcli.train.distributed import dist_info
     from focalcli.train.loop import config_from_dict
@@ -45,7 +42,7 @@ def train(
         raise typer.BadParameter("use --resume or --overwrite, not both", param_hint="--resume")
     layers = []
     if resume and (out / "config.json").is_file():
-        layers.append((json.loads((out / "config.json").read_text(encoding="utf-8")), f"{out / 'config.json'}"))
+        layers.append((_read_run_config(out / "config.json"), f"{out / 'config.json'}"))
     if config is not None:
         layers.append((load_toml(config), str(config)))
     flags = {"data": data or None, "val_data": val_data or None, "model": model, "steps": steps,
@@ -56,9 +53,8 @@ def train(
     for i in range(len(layers)):  # each layer is checked on its own so errors name the file they come from
         cfg = config_from_dict(*(lay for lay, _ in layers[: i + 1]), where=layers[i][1])
     main = dist_info().is_main
-    if main:
-        con.info(f"training {cfg.model} for {cfg.steps} steps on {', '.join(cfg.data)} -> {out}")
-    with _bar(cfg.steps, enabled=main) as update:
+    header = f"training {cfg.model} for {cfg.steps} steps on {', '.join(cfg.data)} -> {out}"
+    with _bar(cfg.steps, enabled=main, header=header) as update:
         summary = run(cfg, out, resume=resume, overwrite=overwrite, progress=update)
     if main:
         best = summary["best_val_abs_rel"]
@@ -68,7 +64,28 @@ def train(
             con.print_json(summary)
 
 
-def _bar(total: int, *, enabled: bool):
+def _read_run_config(path: Path) -> dict:
+    """The ``config.json`` of a run folder (``--resume``).
+
+    Raises:
+        ConfigError: unreadable, not JSON, or not a JSON object.
+    """
+    import json
+
+    from focalcli.errors import ConfigError
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable run config ({e})") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a JSON object of TrainConfig keys")
+    return raw
+
+
+def _bar(total: int, *, enabled: bool, header: str):
+    """The training progress bar (stderr, only on a terminal and without -q); ``header`` is printed once the first
+    step is done, so that an error before it stays the only line."""
     from contextlib import contextmanager
 
     from rich import progress as rp
@@ -78,10 +95,15 @@ def _bar(total: int, *, enabled: bool):
         columns = (rp.TextColumn("[bold]train"), rp.BarColumn(), rp.MofNCompleteColumn(),
                    rp.TextColumn("loss {task.fields[loss]}"), rp.TextColumn("{task.fields[speed]} samples/s"),
                    rp.TimeElapsedColumn(), rp.TextColumn("ETA"), rp.TimeRemainingColumn())
-        with rp.Progress(*columns, console=con.console, disable=not enabled or con.verbosity() < 0) as p:
+        hidden = not enabled or con.verbosity() < 0 or not con.console.is_terminal
+        shown = []
+        with rp.Progress(*columns, console=con.console, disable=hidden, transient=True) as p:
             task = p.add_task("train", total=total, loss="-", speed="-")
 
             def update(done: int, total: int, stats: dict) -> None:
+                if enabled and not shown:
+                    con.info(header)
+                    shown.append(True)
                 p.update(task, completed=done, loss=f"{stats['loss']:.4g}", speed=f"{stats['samples_per_s']:.1f}")
 
             yield update

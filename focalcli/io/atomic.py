@@ -1,18 +1,57 @@
-"""Never clobber, never half-write: output checks and atomic writes."""
+"""Never clobber, never half-write: output checks, atomic writes, staged groups of outputs, interrupt deferral.
+
+Every file focal writes goes through ``atomic_path`` (one file), ``atomic_paths`` (several files that appear
+together) or ``atomic_folder`` (a whole folder). Each writes to temporary names beside (or staged near) the
+destination and renames them into place only once everything is written; on any error, ``KeyboardInterrupt`` or
+``SystemExit`` the temporaries are removed. An ``OSError`` while writing (permission, disk full, read-only file
+system) becomes one ``OutputError`` naming the path. ``check_writable`` finds an unwritable folder before any work.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
+import re
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from focalcli.errors import OutputError
 
-__all__ = ["atomic_folder", "atomic_path", "check_output", "check_output_folder"]
+__all__ = ["PARTIAL_MARKER", "atomic_folder", "atomic_path", "atomic_paths", "check_output", "check_output_folder",
+           "check_writable", "defer_interrupts", "partial_folder", "remove_partial_folders", "write_error"]
+
+PARTIAL_MARKER = ".focal-partial"  # a file inside every staging folder focal makes: only those are ever cleaned up
+
+
+def write_error(path: str | os.PathLike, error: OSError) -> OutputError:
+    """One-line ``OutputError`` for an ``OSError`` raised while writing ``path``."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return OutputError(f"{path}: cannot write ({reason})")
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Check that files can be created in ``folder`` by creating and removing a temporary one.
+
+    Raises:
+        OutputError: the folder is missing, not a folder, or not writable (permission, read-only file system).
+    """
+    p = Path(folder)
+    if not p.exists():
+        raise OutputError(f"{p}: output folder does not exist")
+    if not p.is_dir():
+        raise OutputError(f"{p}: is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".focal-write-test.", dir=p)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise write_error(p, e) from None
+    return p
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool, suffixes: Sequence[str] | None = None) -> Path:
@@ -27,8 +66,8 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, suffixes: Sequence
         The path as a ``Path``.
 
     Raises:
-        OutputError: unknown extension, missing parent folder, existing file without ``overwrite``, or a folder
-            standing where the file should go.
+        OutputError: unknown extension, missing or unwritable parent folder, existing file without ``overwrite``,
+            or a folder standing where the file should go.
     """
     p = Path(path)
     if suffixes is not None and p.suffix.lower() not in suffixes:
@@ -39,6 +78,7 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, suffixes: Sequence
         raise OutputError(f"{p}: is a folder, expected a file name")
     if p.exists() and not overwrite:
         raise OutputError(f"{p}: exists already (use --overwrite to replace it)")
+    check_writable(p.parent)
     return p
 
 
@@ -50,23 +90,82 @@ def _umask() -> int:
     return mask
 
 
+def _temp_file(p: Path, folder: Path | None = None) -> Path:
+    """An empty temporary file for ``p`` (same extension) in ``folder`` (default: beside ``p``)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=folder or p.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result should look like any new file
+    except OSError as e:
+        raise write_error(p, e) from None
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same extension); on success rename it onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was; an ``OSError`` raised while
+    writing becomes an ``OutputError`` naming ``path``.
     """
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it private; the result should look like any new file
+    tmp_path = _temp_file(p)
     try:
         yield tmp_path
         os.replace(tmp_path, p)
+    except OSError as e:
+        raise write_error(p, e) from e
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[str | os.PathLike], *, stage: str | os.PathLike | None = None
+                 ) -> Iterator[list[Path]]:
+    """Yield one temporary path per output; when the block succeeds, rename them all into place together.
+
+    The renames happen with SIGINT and SIGTERM deferred (``defer_interrupts``), so a Ctrl-C never leaves some of
+    the outputs without the others. On any exception every temporary file is removed and no output is touched.
+
+    Args:
+        paths: the destinations.
+        stage: a folder for the temporary files, on the destinations' file system (the destinations' folders are
+            then created at the commit when missing); default: beside each destination.
+
+    Raises:
+        OutputError: an ``OSError`` while writing or renaming.
+    """
+    targets = [Path(p) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for p in targets:
+            tmps.append(_temp_file(p, Path(stage) if stage is not None else None))
+        try:
+            yield tmps
+        except OSError as e:
+            raise write_error(_untemp(str(e.filename or targets[0].parent), tmps, targets), e) from e
+        except OutputError as e:  # from a writer's own atomic_path on one of our temporaries: name the output
+            raise OutputError(_untemp(str(e), tmps, targets)) from e
+        with defer_interrupts():
+            for tmp, p in zip(tmps, targets, strict=True):
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, p)
+                except OSError as e:
+                    raise write_error(p, e) from e
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _untemp(text: str, tmps: Sequence[Path], targets: Sequence[Path]) -> str:
+    """``text`` with temporary file names (and temporaries of those) replaced by the outputs they stand for."""
+    for tmp, p in zip(tmps, targets, strict=False):
+        nested = re.escape(str(tmp.parent / f".{tmp.stem}.")) + r"[^/\s]*" + re.escape(tmp.suffix)
+        text = re.sub(nested, lambda _m, p=p: str(p), text).replace(str(tmp), str(p))
+    return text
 
 
 def check_output_folder(path: str | os.PathLike, *, overwrite: bool,
@@ -82,8 +181,8 @@ def check_output_folder(path: str | os.PathLike, *, overwrite: bool,
         The path as a ``Path``.
 
     Raises:
-        OutputError: missing parent folder, a file standing where the folder should go, an existing folder without
-            ``overwrite``, or an output that is or contains an input.
+        OutputError: missing or unwritable parent folder, a file standing where the folder should go, an existing
+            folder without ``overwrite``, or an output that is or contains an input.
     """
     p = Path(path)
     if not p.parent.is_dir():
@@ -97,6 +196,7 @@ def check_output_folder(path: str | os.PathLike, *, overwrite: bool,
             raise OutputError(f"{p}: the output folder would replace the input {q}; choose another output folder")
     if p.exists() and not overwrite:
         raise OutputError(f"{p}: exists already (use --overwrite to replace it)")
+    check_writable(p.parent)
     return p
 
 
@@ -105,19 +205,81 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a whole.
 
     On any exception the temporary folder is removed and ``path`` is left as it was. An existing ``path`` is moved
-    aside before the rename and deleted after it, so readers never see a half-written folder.
+    aside before the rename and deleted after it, so readers never see a half-written folder. An ``OSError`` while
+    writing becomes an ``OutputError``.
     """
     p = Path(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result should look like any new folder
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result should look like any new folder
+    except OSError as e:
+        raise write_error(p, e) from None
     try:
         yield tmp
-        if p.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{p.name}.old.", dir=p.parent))
-            os.replace(p, old / p.name)
-            os.replace(tmp, p)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, p)
+        with defer_interrupts():
+            if p.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{p.name}.old.", dir=p.parent))
+                os.replace(p, old / p.name)
+                os.replace(tmp, p)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, p)
+    except OSError as e:
+        raise write_error(p, e) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def partial_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
+    """A staging folder ``PARENT/.NAME.XXXXXXXX.partial`` marked as focal's; removed when the block exits.
+
+    Whatever the block does not move out of it is deleted on success, error and interrupt alike. A folder left by a
+    killed process is recognised by its marker and removed by ``remove_partial_folders`` on the next run.
+    """
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent))
+        os.chmod(stage, 0o777 & ~_umask())
+        (stage / PARTIAL_MARKER).touch()
+    except OSError as e:
+        raise write_error(Path(parent) / name, e) from None
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def remove_partial_folders(parent: str | os.PathLike, name: str) -> list[Path]:
+    """Remove the staging folders of ``name`` that an interrupted focal run left in ``parent`` (see
+    ``partial_folder``); folders without focal's marker are never touched. Returns the removed folders."""
+    removed = []
+    for p in Path(parent).glob(f".{name}.*.partial"):
+        if p.is_dir() and (p / PARTIAL_MARKER).is_file():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def defer_interrupts() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs (e.g. a group of renames), then deliver them.
+
+    Outside the main thread (where Python cannot set handlers) the block simply runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:  # None: installed outside Python; leave it alone
+            old[sig] = handler
+            signal.signal(sig, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if received:
+            signal.raise_signal(received[0])

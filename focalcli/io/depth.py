@@ -16,6 +16,7 @@ import numpy as np
 
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_path
+from focalcli.io.images import imwrite
 
 __all__ = ["DEPTH_SUFFIXES", "colorize_depth", "read_depth", "write_depth", "write_preview"]
 
@@ -36,9 +37,9 @@ def write_depth(path: str | os.PathLike, depth: np.ndarray) -> None:
             with open(tmp, "wb") as f:
                 np.save(f, d)
         elif suffix == ".png":
-            cv2.imwrite(str(tmp), np.clip(np.rint(d * PNG_SCALE), 0, 65535).astype(np.uint16))
+            imwrite(tmp, np.clip(np.rint(d * PNG_SCALE), 0, 65535).astype(np.uint16), shown=p)
         elif suffix in (".tif", ".tiff"):
-            cv2.imwrite(str(tmp), d)
+            imwrite(tmp, d, shown=p)
         else:
             raise ValueError(f"unknown depth format {suffix}")
 
@@ -92,4 +93,4 @@ def colorize_depth(depth: np.ndarray, confidence: np.ndarray | None = None) -> n
 def write_preview(path: str | os.PathLike, depth: np.ndarray, confidence: np.ndarray | None = None) -> None:
     """Write ``colorize_depth(depth, confidence)`` as an 8-bit image, atomically."""
     with atomic_path(path) as tmp:
-        cv2.imwrite(str(tmp), cv2.cvtColor(colorize_depth(depth, confidence), cv2.COLOR_RGB2BGR))
+        imwrite(tmp, cv2.cvtColor(colorize_depth(depth, confidence), cv2.COLOR_RGB2BGR), shown=path)

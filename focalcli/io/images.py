@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +21,17 @@ import numpy as np
 from focalcli.errors import InputError, OutputError
 from focalcli.io.atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "ImageInfo", "decode_image", "probe_image", "read_image", "to_float", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "MIN_FRAME_SIDE", "ImageInfo", "decode_image", "imwrite", "open_pil", "probe_image",
+           "read_image", "to_float", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp")
 _JPEG = (".jpg", ".jpeg")
 _READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR  # keeps 16 bit, applies EXIF orientation, drops alpha
+MIN_FRAME_SIDE = 8  # px: smaller frames hold no usable focus evidence (and registration needs a few pixels)
+# libjpeg reports damaged data as warnings on stderr and still returns an image; these lines mean the pixels are wrong
+_LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters",
+                    "Inconsistent progression sequence", "Bogus marker length")
+_STDERR_LOCK = threading.Lock()
 
 cv2.setNumThreads(max(1, os.cpu_count() or 1))
 # OpenCV prints libpng/libjpeg warnings itself; we report failures as one line instead.
@@ -73,14 +84,75 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as e:
         raise InputError(f"{p}: cannot read ({e.strerror or e})") from e
-    if p.suffix.lower() in _JPEG and b"\xff\xd9" not in data[-65536:].tobytes():
+    jpeg = p.suffix.lower() in _JPEG
+    if jpeg and b"\xff\xd9" not in data[-65536:].tobytes():
         raise InputError(f"{p}: truncated JPEG (no end-of-image marker)")
-    img = cv2.imdecode(data, _READ_FLAGS) if data.size else None
+    if jpeg and data.size:
+        with _c_stderr_lines() as messages:
+            img = cv2.imdecode(data, _READ_FLAGS)
+        corrupt = [m for m in messages if m.startswith(_LIBJPEG_CORRUPT)]
+        if corrupt:
+            raise InputError(f"{p}: damaged JPEG data (libjpeg: {corrupt[0].rstrip('.')})")
+    else:
+        img = cv2.imdecode(data, _READ_FLAGS) if data.size else None
     if img is None:
         raise InputError(f"{p}: not a readable image (corrupt, truncated or an unsupported format)")
     if img.dtype not in _BITS:
         raise InputError(f"{p}: unsupported pixel type {img.dtype} (use 8- or 16-bit images)")
     return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@contextlib.contextmanager
+def _c_stderr_lines() -> Iterator[list[str]]:
+    """Collect what C libraries write to file descriptor 2 while the block runs (libjpeg warnings).
+
+    Lines that are not libjpeg's are written back to stderr afterwards, so nothing else is lost. Without a usable
+    descriptor 2 the block runs uncaptured.
+    """
+    lines: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield lines
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", errors="replace")
+            lines.extend(text.splitlines())
+            other = "".join(line + "\n" for line in lines if not line.startswith(_LIBJPEG_CORRUPT))
+            if other:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(other)
+
+
+@contextlib.contextmanager
+def open_pil(path: str | os.PathLike):
+    """``PIL.Image.open`` for untrusted files: a header declaring a gigantic image (a decompression bomb) or an
+    unreadable file is an ``InputError``, and Pillow's bomb warning is not printed.
+
+    Raises:
+        InputError: not an image Pillow can open, or more pixels than Pillow's ``MAX_IMAGE_PIXELS`` safety limit.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{p}: the header declares an image too large to read ({e})") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise InputError(f"{p}: not a readable image ({e})") from e
+    with im:
+        yield im
 
 
 def probe_image(path: str | os.PathLike) -> ImageInfo:
@@ -89,16 +161,14 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
     Raises:
         InputError: the file is not an image.
     """
-    from PIL import Image, UnidentifiedImageError
-
     p = Path(path)
-    try:
-        with Image.open(p) as im:
+    with open_pil(p) as im:
+        try:
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
             mode = im.mode
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{p}: not a readable image ({e})") from e
+        except (OSError, ValueError, SyntaxError) as e:
+            raise InputError(f"{p}: not a readable image ({e})") from e
     if orientation in (5, 6, 7, 8):
         w, h = h, w
     channels = {"L": 1, "I;16": 1, "I;16B": 1, "I": 1, "F": 1, "LA": 2, "RGBA": 4, "P": 3}.get(mode, 3)
@@ -138,9 +208,29 @@ def write_image(path: str | os.PathLike, image: np.ndarray, bit_depth: int = 8) 
         out = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if p.suffix.lower() in _JPEG else []
     with atomic_path(p) as tmp:
-        try:
-            ok = cv2.imwrite(str(tmp), out, params)
-        except cv2.error as e:
-            raise OutputError(f"{p}: cannot write this format ({e.err})") from e
-        if not ok:
-            raise OutputError(f"{p}: cannot write this format")
+        imwrite(tmp, out, params, shown=p)
+
+
+def imwrite(path: str | os.PathLike, array: np.ndarray, params: list[int] | tuple[int, ...] = (), *,
+            shown: str | os.PathLike | None = None) -> None:
+    """``cv2.imwrite`` that never fails silently (OpenCV returns False on a full disk).
+
+    Args:
+        path: the file to write (the extension picks the format).
+        array: the pixels, as OpenCV takes them (BGR order).
+        params: OpenCV write parameters.
+        shown: the name to put in messages (the final output when ``path`` is a temporary file).
+
+    Raises:
+        OutputError: OpenCV cannot write this format, or the write failed (disk full, I/O error).
+    """
+    shown = shown or path
+    try:
+        supported = cv2.haveImageWriter(str(path))
+        ok = supported and cv2.imwrite(str(path), array, list(params))
+    except cv2.error as e:
+        raise OutputError(f"{shown}: cannot write this format ({e.err})") from e
+    if not supported:
+        raise OutputError(f"{shown}: cannot write this format")
+    if not ok:
+        raise OutputError(f"{shown}: cannot write (disk full or an I/O error)")

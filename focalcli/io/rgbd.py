@@ -151,8 +151,7 @@ def _scenes_in(root: Path, d: Path, depth_scale: float | None) -> tuple[list[RGB
     if rgb and depth:
         k = None
         if (d / "intrinsics.npy").is_file():
-            m = np.load(d / "intrinsics.npy", allow_pickle=False)
-            k = (float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]))
+            k = _read_intrinsics(d / "intrinsics.npy")
         scenes.append(RGBDScene(_name(root, d, None), "folder", rgb, depth, depth_scale or 1000.0, intrinsics=k))
     for p in sorted(d.glob("*_color.*")):
         prefix = p.name[: -len("_color" + p.suffix)]
@@ -172,7 +171,7 @@ def _mat_scenes(root: Path, d: Path, path: Path) -> list[RGBDScene]:
         raise InputError(f"{path}: reading NYU .mat files needs h5py (pip install 'focal[h5]')") from e
     try:
         with h5py.File(path, "r") as f:
-            if "images" not in f or "depths" not in f:
+            if not all(isinstance(f.get(k), h5py.Dataset) and f[k].ndim >= 3 for k in ("images", "depths")):
                 raise InputError(f"{path}: not an NYU Depth v2 labeled file (no 'images' and 'depths' datasets)")
             n_img, n_dep = f["images"].shape[0], f["depths"].shape[0]
     except OSError as e:
@@ -241,6 +240,43 @@ def split_scenes(scenes: list[RGBDScene], holdout: int) -> tuple[list[RGBDScene]
     return train, held
 
 
+def _read_intrinsics(path: Path) -> tuple[float, float, float, float]:
+    """``(fx, fy, cx, cy)`` from a 3x3 camera matrix saved with ``numpy.save``.
+
+    Raises:
+        InputError: unreadable, not a finite 3x3 numeric matrix, or non-positive focal lengths.
+    """
+    try:
+        m = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(f"{path}: not a readable .npy file ({e})") from e
+    if not isinstance(m, np.ndarray) or m.shape != (3, 3) or m.dtype.kind not in "uif" or not np.isfinite(m).all():
+        raise InputError(f"{path}: expected a finite 3x3 camera matrix, got {getattr(m, 'dtype', type(m))} "
+                         f"{getattr(m, 'shape', '')}")
+    k = (float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]))
+    if k[0] <= 0 or k[1] <= 0:
+        raise InputError(f"{path}: focal lengths fx, fy must be > 0, got {k[0]}, {k[1]}")
+    return k
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
+
+
+def _header_size(path: Path, tokens: list[bytes], kind: str) -> tuple[int, int]:
+    """Width and height from a PFM/PGM header: positive integers whose pixels fit in the file's 64-bit index."""
+    try:
+        w, h = int(tokens[1]), int(tokens[2])
+    except ValueError as e:
+        raise InputError(f"{path}: bad {kind} header ({e})") from e
+    if w <= 0 or h <= 0 or w * h > 1 << 31:
+        raise InputError(f"{path}: bad {kind} header (size {w}x{h})")
+    return w, h
+
+
 def read_pfm(path: str | os.PathLike) -> np.ndarray:
     """Read a single-channel PFM (``Pf``) as float32 HxW, top row first (PFM stores rows bottom-up).
 
@@ -248,16 +284,19 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
         InputError: not a PFM, a colour PFM, or truncated.
     """
     p = Path(path)
-    data = p.read_bytes()
+    data = _read_bytes(p)
     tokens = data.split(maxsplit=4)
     if len(tokens) < 5 or tokens[0] not in (b"Pf", b"PF"):
         raise InputError(f"{p}: not a PFM file")
     if tokens[0] == b"PF":
         raise InputError(f"{p}: colour PFM; a depth or disparity map must have one channel")
+    w, h = _header_size(p, tokens, "PFM")
     try:
-        w, h, scale = int(tokens[1]), int(tokens[2]), float(tokens[3])
+        scale = float(tokens[3])
     except ValueError as e:
         raise InputError(f"{p}: bad PFM header ({e})") from e
+    if not np.isfinite(scale) or scale == 0:
+        raise InputError(f"{p}: bad PFM header (scale {scale})")
     n = w * h * 4
     if len(tokens[4]) < n:
         raise InputError(f"{p}: truncated PFM ({len(tokens[4])} of {n} bytes)")
@@ -275,11 +314,11 @@ def _read_raw(path: Path) -> np.ndarray:
 
 
 def _read_pgm_little_endian(path: Path) -> np.ndarray:
-    data = path.read_bytes()
+    data = _read_bytes(path)
     tokens = data.split(maxsplit=4)
     if len(tokens) < 5 or tokens[0] != b"P5":
         raise InputError(f"{path}: not a binary PGM (P5) file")
-    w, h = int(tokens[1]), int(tokens[2])
+    w, h = _header_size(path, tokens, "PGM")
     n = w * h * 2
     if len(data) < n:
         raise InputError(f"{path}: truncated PGM")

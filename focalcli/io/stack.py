@@ -26,7 +26,16 @@ import torch
 
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_path
-from focalcli.io.images import IMAGE_SUFFIXES, ImageInfo, decode_image, probe_image, read_image, write_image
+from focalcli.io.images import (
+    IMAGE_SUFFIXES,
+    MIN_FRAME_SIDE,
+    ImageInfo,
+    decode_image,
+    open_pil,
+    probe_image,
+    read_image,
+    write_image,
+)
 
 __all__ = [
     "Camera",
@@ -120,6 +129,11 @@ class StackFolder:
     def names(self) -> list[str]:
         return [p.name for p in self.frame_paths]
 
+    @property
+    def relative_names(self) -> list[str]:
+        """Frame paths relative to the stack folder, as stack.json lists them (``sub/a.png``); unique per stack."""
+        return [p.relative_to(self.path).as_posix() for p in self.frame_paths]
+
     def __len__(self) -> int:
         return len(self.frame_paths)
 
@@ -167,6 +181,14 @@ def _read_stack_json(folder: Path) -> dict | None:
     return meta
 
 
+def _frame_path(folder: Path, name: str, where: Path) -> Path:
+    """``folder / name`` for a frame listed in stack.json; names that lead out of the stack folder are refused."""
+    if not name or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+        raise InputError(f"{where}: frame {name!r} must be a file name inside the stack folder (no absolute paths, "
+                         f"'..' or backslashes)")
+    return folder / name  # (a symbolic link inside the folder may lead elsewhere: that is the user's own choice)
+
+
 def _camera_from_json(raw: object, where: Path) -> Camera:
     if raw is None:
         return Camera()
@@ -196,14 +218,12 @@ def _folder_images(folder: Path) -> list[Path]:
 
 def _exif_optics(path: Path) -> tuple[float | None, Camera]:
     """Focus distance (EXIF SubjectDistance, metres) and camera optics from one image's EXIF."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
+        with open_pil(path) as im:
             width = im.size[0]
             exif = im.getexif().get_ifd(0x8769)
-    except OSError:
-        return None, Camera()
+    except (OSError, ValueError, SyntaxError, InputError):
+        return None, Camera()  # probe_image says what is wrong with the file
 
     def num(tag: int) -> float | None:
         v = exif.get(tag)
@@ -244,7 +264,10 @@ def scan_stack(folder: str | os.PathLike) -> StackFolder:
         names = meta["frames"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise InputError(f"{where}: 'frames' must be a list of file names")
-        paths = [folder / n for n in names]
+        paths = [_frame_path(folder, n, where) for n in names]
+        if len(set(paths)) != len(paths):
+            twice = sorted({n for n, p in zip(names, paths, strict=True) if paths.count(p) > 1})
+            raise InputError(f"{where}: frame(s) listed twice: {', '.join(twice[:5])}")
         missing = [n for n, p in zip(names, paths, strict=True) if not p.is_file()]
         if missing:
             raise InputError(f"{where}: frame file(s) not found: {', '.join(missing[:5])}")
@@ -282,6 +305,9 @@ def scan_stack(folder: str | os.PathLike) -> StackFolder:
                 f"{p}: frame size {info.width}x{info.height} differs from {paths[0].name}'s "
                 f"{first.width}x{first.height} (align or resize the frames first)"
             )
+    if min(first.width, first.height) < MIN_FRAME_SIDE:
+        raise InputError(f"{paths[0]}: frames are {first.width}x{first.height} pixels; focal needs at least "
+                         f"{MIN_FRAME_SIDE} pixels on each side")
     bits = max(i.bit_depth for i in infos)
     return StackFolder(
         path=folder,

@@ -24,6 +24,44 @@ __all__ = ["ARCHS", "DEFAULT_MODEL", "FocusVolumeConfig", "ModelConfig", "build_
            "get_config", "preset_doc", "preset_names"]
 
 
+# Allowed ranges of the numeric ModelConfig fields, (low, high) inclusive. Generous, but a file or TOML value outside
+# them is a typo or an attack, never a model: sizes of 0 divide by zero, negative ones crash deep inside torch, and
+# huge ones allocate gigabytes before any check (the total is bounded again in weights.check_model_size).
+_RANGES: dict[str, tuple[float, float]] = {
+    "image_size": (4, 8192),
+    "patch_size": (4, 256),
+    "width": (1, 16384),
+    "depth": (1, 256),
+    "heads": (1, 1024),
+    "mlp_ratio": (0.0625, 64.0),
+    "stem_branch": (1, 4096),
+    "stem_mid": (1, 4096),
+    "stem_out": (1, 4096),
+    "global_grid": (1, 64),
+    "lstm_hidden": (1, 16384),
+    "lstm_layers": (1, 64),
+    "activation_threshold": (-1e6, 1e6),
+    "decoder_features": (1, 4096),
+    "key_channels": (1, 4096),
+    "default_near_m": (1e-6, 1e6),
+    "default_far_m": (1e-6, 1e6),
+}
+
+
+def _range_problems(c: ModelConfig) -> list[str]:
+    """What is out of range in ``c`` (finite numbers within ``_RANGES``; positive sizes in the tuples)."""
+    problems = []
+    for key, (lo, hi) in _RANGES.items():
+        v = getattr(c, key)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not lo <= v <= hi:
+            problems.append(f"{key} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+    for key, hi in (("hooks", 256), ("decoder_channels", 4096)):
+        v = getattr(c, key)
+        if not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= hi for x in v):
+            problems.append(f"{key} must hold integers in [1, {hi}], got {list(v)!r}")
+    return problems
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything that defines a FocDepthFormer's architecture (weights files carry it as JSON)."""
@@ -56,7 +94,9 @@ class ModelConfig:
             object.__setattr__(self, "hooks", tuple(math.ceil(self.depth * i / 4) for i in range(1, 5)))
         object.__setattr__(self, "hooks", tuple(self.hooks))
         object.__setattr__(self, "decoder_channels", tuple(self.decoder_channels))
-        problems = []
+        problems = _range_problems(self)
+        if problems:  # the checks below divide by these sizes
+            raise ConfigError(f"model config {self.name!r}: " + "; ".join(problems))
         if self.arch != "focdepthformer":
             problems.append(f"arch must be 'focdepthformer', got {self.arch!r}")
         if self.patch_size % 4 or self.image_size % self.patch_size:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 
 __all__ = [
+    "MIN_F_NUMBER",
     "aperture_diameter",
     "coc_diameter",
     "coc_gain",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 Number = float | torch.Tensor
+MIN_F_NUMBER = 0.5  # the limit of a lens in air: N = 1 / (2 NA) with numerical aperture NA <= 1
 
 
 def aperture_diameter(focal_length: Number, f_number: Number) -> Number:

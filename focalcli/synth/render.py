@@ -8,6 +8,7 @@ on the same device when noise is on).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -17,11 +18,11 @@ from focalcli.checks import check_shape
 from focalcli.errors import ConfigError, InputError
 from focalcli.io.stack import Camera, FocalStack
 from focalcli.optics.defocus import PSFS, linear_to_srgb, render_defocus, srgb_to_linear
-from focalcli.optics.thinlens import coc_gain
+from focalcli.optics.thinlens import MIN_F_NUMBER, coc_gain
 from focalcli.synth.sampling import SampleParams
 
-__all__ = ["SynthConfig", "add_sensor_noise", "fill_depth", "render_frames", "render_sample", "render_stack",
-           "valid_depth"]
+__all__ = ["SynthConfig", "add_sensor_noise", "fill_depth", "max_blur_px", "render_frames", "render_sample",
+           "render_stack", "valid_depth"]
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,12 @@ def render_stack(
     Returns:
         A ``FocalStack`` with frames (N, 3, H, W) near to far, the focus distances and the camera.
 
+    Blur is bounded by what the image can show (``max_blur_px``): where a frame's CoC would be wider, the depth
+    is clamped for that frame, which changes nothing visible and keeps memory proportional to the image.
+
     Raises:
         InputError: wrong shapes, no valid depth, or a focus distance not beyond the focal length.
-        ConfigError: incomplete camera.
+        ConfigError: incomplete camera, or an f-number below ``MIN_F_NUMBER``.
     """
     check_shape(rgb, "3 H W", "rgb")
     check_shape(depth, "1 H W", "depth")
@@ -203,16 +207,60 @@ def render_stack(
     f = camera.focal_length_mm / 1000.0
     if bool((fd <= f).any()):
         raise InputError(f"focus distances must exceed the focal length ({f} m), got {fd.tolist()}")
+    if camera.f_number < MIN_F_NUMBER:
+        raise ConfigError(f"f-number {camera.f_number:g} is impossible: no lens in air is faster than "
+                          f"f/{MIN_F_NUMBER:g}")
     gain = coc_gain(fd, f, camera.f_number) / (camera.pixel_pitch_um * 1e-6)  # (N,) CoC px per diopter
     exp = None if exposure is None else torch.as_tensor(exposure, dtype=torch.float64).flatten()[order][None]
     dev = rgb.device
-    frames = render_frames(
-        rgb[None], depth[None], fd[None].to(dev), gain[None].to(dev), config=config,
-        exposure=None if exp is None else exp.to(dev), generator=generator,
-    )[0]  # (N, 3, H, W)
+    limits = _diopter_limits(depth, fd, gain, max_blur_px(*rgb.shape[-2:]))
+    if limits is None:  # every blur fits the image: one batched render
+        frames = render_frames(
+            rgb[None], depth[None], fd[None].to(dev), gain[None].to(dev), config=config,
+            exposure=None if exp is None else exp.to(dev), generator=generator,
+        )[0]  # (N, 3, H, W)
+    else:  # frame by frame, each with the depth it cannot tell apart from a blur wider than the image clamped
+        frames = torch.cat([render_frames(
+            rgb[None], _clamp_diopters(depth, lo, hi)[None], fd[None, i : i + 1].to(dev),
+            gain[None, i : i + 1].to(dev), config=config,
+            exposure=None if exp is None else exp[:, i : i + 1].to(dev), generator=generator,
+        )[0] for i, (lo, hi) in enumerate(limits)])  # (N, 3, H, W)
     names = [f"frame_{i:02d}.png" for i in range(len(fd))]
     return FocalStack(frames=frames.float(), focus_distances_m=fd.float(), camera=camera, names=names,
                       bit_depth=16 if config.bit_depth == 16 else 8)
+
+
+def max_blur_px(h: int, w: int) -> float:
+    """The widest blur (CoC diameter, px) worth rendering in an ``h`` x ``w`` image: twice its diagonal.
+
+    A disk that wide centred on any pixel covers the whole image, so every wider blur gives the same picture (the
+    image's average, up to the border padding). Rendering stops there, which bounds kernels, padding and memory by
+    a multiple of the image size however extreme the optics or the depth.
+    """
+    return 2.0 * math.hypot(h, w)
+
+
+def _diopter_limits(depth: torch.Tensor, fd: torch.Tensor, gain: torch.Tensor, max_blur: float
+                    ) -> list[tuple[float, float]] | None:
+    """Per frame, the inverse-depth interval ``1/s +- max_blur / gain`` whose blur is at most ``max_blur``; None
+    when the scene's depth range already lies within every frame's interval (nothing to clamp)."""
+    ok = valid_depth(depth)
+    if not bool(ok.any()):
+        return None  # render_frames says what is wrong
+    q = 1.0 / depth[ok].double()
+    qmin, qmax = float(q.min()), float(q.max())
+    fq, g = (1.0 / fd).tolist(), gain.tolist()
+    limits = [(qi - max_blur / gi, qi + max_blur / gi) for qi, gi in zip(fq, g, strict=True)]
+    if all(lo <= qmin and qmax <= hi for lo, hi in limits):
+        return None
+    return limits
+
+
+def _clamp_diopters(depth: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Valid depth clamped to inverse depths in [lo, hi] (holes stay holes)."""
+    near = 1.0 / hi
+    far = 1.0 / lo if lo > 0 else math.inf
+    return torch.where(valid_depth(depth), depth.clamp(min=near, max=far), depth)
 
 
 def render_sample(

@@ -3,8 +3,11 @@
 For each scene NAME it writes ``OUT/NAME/stack/`` (frames + ``stack.json`` with ``focus_distances_m`` and
 ``camera``), ``OUT/NAME/depth.npy`` (float32 metres, 0 = invalid), ``OUT/NAME/aif.png`` (the sharp source image)
 and ``OUT/NAME/scene.json`` (source, seed, every parameter), and at the end ``OUT/manifest.json`` listing
-everything. A scene is rendered into ``OUT/.NAME.partial`` and renamed when complete, so ``OUT/NAME`` is always
-whole; a second run skips complete scenes rendered with the same options and redoes partial ones.
+everything. A scene is rendered into a staging folder ``OUT/.NAME.XXXXXXXX.partial`` and renamed when complete, so
+``OUT/NAME`` is always whole; a second run skips complete scenes rendered with the same options and redoes the rest
+(staging folders a killed run left are removed; only folders focal marked as its own are ever deleted).
+
+Worker processes die with the parent (even after ``kill -9``), and Ctrl-C stops the pool at once.
 
 With ``SynthJob.random = COUNT`` it writes COUNT random *training* samples instead (``OUT/random__000000`` ...,
 same layout): each a ``crop``-px window of a virtual image with random optics, focus schedule and PSF, drawn like
@@ -16,26 +19,26 @@ machine where rendering, not the model, would bound training.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import math
 import os
 import shutil
 import zlib
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 
 from focalcli.errors import ConfigError, FocalError, OutputError
-from focalcli.io.atomic import atomic_path
+from focalcli.io.atomic import PARTIAL_MARKER, atomic_path, check_writable, partial_folder, remove_partial_folders
 from focalcli.io.depth import write_depth
 from focalcli.io.images import write_image
 from focalcli.io.rgbd import RGBDScene, find_rgbd, load_rgbd
 from focalcli.io.stack import Camera, write_stack
-from focalcli.optics.thinlens import pixel_pitch_um
+from focalcli.optics.thinlens import MIN_F_NUMBER, pixel_pitch_um
 from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
 from focalcli.synth.render import SynthConfig, render_sample
 from focalcli.synth.sampling import fixed_params, parse_schedule
@@ -71,8 +74,12 @@ class SynthJob:
     def __post_init__(self):
         if self.frames < 1:
             raise ConfigError(f"--frames must be >= 1, got {self.frames}")
-        if self.f_number <= 0 or self.focal_length_mm <= 0 or self.sensor_width_mm <= 0:
-            raise ConfigError("--f-number, --focal-length and --sensor-width must be > 0")
+        optics = (self.f_number, self.focal_length_mm, self.sensor_width_mm)
+        if not all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in optics):
+            raise ConfigError("--f-number, --focal-length and --sensor-width must be finite numbers > 0")
+        if self.f_number < MIN_F_NUMBER:
+            raise ConfigError(f"--f-number {self.f_number:g} is impossible: no lens in air is faster than "
+                              f"f/{MIN_F_NUMBER:g}")
         if self.procedural < 0 or min(self.procedural_size) < 8:
             raise ConfigError("--procedural must be >= 0 and procedural scenes at least 8x8 px")
         if self.depth_scale is not None and self.depth_scale <= 0:
@@ -82,6 +89,9 @@ class SynthJob:
         schedule = parse_schedule(self.schedule)
         if schedule.kind == "random":
             raise ConfigError("--schedule random is for training loaders; use depth, uniform:NEAR,FAR or list:...")
+        if schedule.kind in ("uniform", "list") and min(schedule.values) <= self.focal_length_mm / 1000:
+            raise ConfigError(f"--schedule {self.schedule}: every focus distance must lie beyond the focal length "
+                              f"({self.focal_length_mm:g} mm); a lens cannot focus closer")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -151,13 +161,12 @@ def _load(task: _Task, job: SynthJob, g: torch.Generator) -> tuple[torch.Tensor,
 
 
 def _render_scene(task: _Task, job: SynthJob, out: Path, threads: int) -> dict:
-    """Render one scene into OUT/.NAME.partial, then rename it to OUT/NAME. Returns its manifest entry."""
+    """Render one scene into a staging folder, then rename it to OUT/NAME. Returns its manifest entry."""
     if threads:
         torch.set_num_threads(threads)
     seed = scene_seed(job.seed, task.name)
     g = torch.Generator().manual_seed(seed)
-    tmp, final = out / f".{task.name}.partial", out / task.name
-    shutil.rmtree(tmp, ignore_errors=True)
+    final = out / task.name
     try:
         if task.random:
             rgb, depth, params, meta = _random_params(task, job, g)
@@ -173,8 +182,7 @@ def _render_scene(task: _Task, job: SynthJob, out: Path, threads: int) -> dict:
         if task.name in str(e):
             raise
         raise type(e)(f"{task.name}: {e}") from e
-    tmp.mkdir()
-    try:
+    with partial_folder(out, task.name) as tmp:
         write_stack(stack, tmp / "stack", extra={"source": "focal synth", "scene": task.name})
         write_depth(tmp / "depth.npy", gt[0].numpy())
         write_image(tmp / "aif.png", rgb.permute(1, 2, 0).numpy(), bit_depth=stack.bit_depth)
@@ -190,11 +198,13 @@ def _render_scene(task: _Task, job: SynthJob, out: Path, threads: int) -> dict:
         }
         with atomic_path(tmp / "scene.json") as p:
             p.write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            (tmp / PARTIAL_MARKER).unlink()
+            if final.exists():  # an incomplete earlier render of this scene (checked in _complete)
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except OSError as e:
+            raise OutputError(f"{final}: cannot write ({e.strerror or e})") from e
     return entry
 
 
@@ -262,46 +272,77 @@ def synthesize(
         raise OutputError(f"{out}: exists and is not a folder")
     if not out.parent.is_dir():
         raise OutputError(f"{out}: parent folder {out.parent} does not exist")
-    out.mkdir(exist_ok=True)
-    for stale in out.glob(".*.partial"):  # left by an interrupted run
-        shutil.rmtree(stale, ignore_errors=True)
+    check_writable(out if out.is_dir() else out.parent)
+    _check_manifest(out, job, overwrite)
     entries: dict[str, dict] = {}
     todo = []
     for t in tasks:
-        done = _complete(out, t.name, job, overwrite)
+        done = _complete(out, t.name, job, overwrite) if out.is_dir() else None
         if done is None:
             todo.append(t)
         else:
             entries[t.name] = done
-    total = len(tasks)
-    if progress:
-        progress(len(entries), total)
-    if workers <= 1 or len(todo) <= 1:
-        for t in todo:
-            entries[t.name] = _render_scene(t, job, out, 0)
-            if progress:
-                progress(len(entries), total)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            pending = {pool.submit(_render_scene, t, job, out, threads) for t in todo}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for f in finished:
-                    if f.exception() is not None:
-                        pool.shutdown(wait=True, cancel_futures=True)
-                        raise f.exception()
-                    entries[f.result()["name"]] = f.result()
+    created = not out.exists()
+    out.mkdir(exist_ok=True)
+    try:
+        for t in tasks:  # left by a killed run (only folders focal marked as its own)
+            remove_partial_folders(out, t.name)
+        total = len(tasks)
+        if progress:
+            progress(len(entries), total)
+        if workers <= 1 or len(todo) <= 1:
+            for t in todo:
+                entries[t.name] = _render_scene(t, job, out, 0)
                 if progress:
                     progress(len(entries), total)
-    manifest = {
-        "created_by": "focal synth",
-        "seed": job.seed,
-        "job": job.to_json(),
-        "rgbd": str(rgbd) if rgbd is not None else None,
-        "count": len(tasks),
-        "scenes": [{k: v for k, v in entries[t.name].items() if k != "job"} for t in tasks],
-    }
-    with atomic_path(out / MANIFEST) as p:
-        p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        else:
+            from focalcli.runtime import worker_pool
+
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            render = functools.partial(_render_scene, job=job, out=out, threads=threads)
+            try:
+                with worker_pool(min(workers, len(todo))) as pool:
+                    for entry in pool.imap_unordered(render, todo):
+                        entries[entry["name"]] = entry
+                        if progress:
+                            progress(len(entries), total)
+            except BaseException:
+                for t in todo:  # what the terminated workers were rendering
+                    remove_partial_folders(out, t.name)
+                raise
+        manifest = {
+            "created_by": "focal synth",
+            "seed": job.seed,
+            "job": job.to_json(),
+            "rgbd": str(rgbd) if rgbd is not None else None,
+            "count": len(tasks),
+            "scenes": [{k: v for k, v in entries[t.name].items() if k != "job"} for t in tasks],
+        }
+        with atomic_path(out / MANIFEST) as p:
+            p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when nothing was rendered
     return manifest
+
+
+def _check_manifest(out: Path, job: SynthJob, overwrite: bool) -> None:
+    """An existing ``OUT/manifest.json`` is replaced only when it is focal synth's, for the same options, or with
+    ``overwrite``.
+
+    Raises:
+        OutputError: it belongs to something else or to a run with other options.
+    """
+    path = out / MANIFEST
+    if overwrite or not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        ours = isinstance(old, dict) and old.get("created_by") == "focal synth"
+    except (OSError, UnicodeDecodeError, ValueError):
+        ours = False
+    if not ours:
+        raise OutputError(f"{path}: exists and was not written by focal synth (use --overwrite to replace it)")
+    if old.get("job") != job.to_json():
+        raise OutputError(f"{out}: holds a run with other options (use --overwrite, or another output folder)")

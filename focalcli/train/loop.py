@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from focalcli.errors import ConfigError, OutputError
-from focalcli.io.atomic import atomic_path
+from focalcli.io.atomic import atomic_path, check_writable
 from focalcli.train.losses import LOSSES
 
 __all__ = ["RUNTIME_KEYS", "TrainConfig", "build_train_model", "config_from_dict", "train"]
@@ -99,10 +99,12 @@ Progress = Callable[[int, int, dict], None]  # (steps done, total, {"loss", "lr"
 def build_train_model(cfg: TrainConfig):
     """A fresh model as ``cfg`` names it: the preset ``cfg.model`` with ``cfg.model_options`` applied."""
     from focalcli.models.config import build_model, config_from_dict, get_config
+    from focalcli.weights import check_model_size
 
     config = get_config(cfg.model)
     if cfg.model_options:
         config = config_from_dict({**config.to_dict(), **cfg.model_options}, where="model_options")
+    check_model_size(lambda: build_model(config), f"model {cfg.model}")  # before anything is allocated
     return build_model(config)
 
 
@@ -142,6 +144,8 @@ def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite
     """Create or check the run folder; on resume return the checkpoint to continue from."""
     from focalcli.train.checkpoint import load_checkpoint
 
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: exists and is not a folder")
     if resume:
         state = load_checkpoint(run_dir / "last.pt")
         saved = state["config"]
@@ -149,9 +153,11 @@ def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite
         if changed:
             raise ConfigError(f"{run_dir}: cannot resume with a different {', '.join(changed)} (only "
                               f"{', '.join(sorted(RUNTIME_KEYS))} may change)")
+        check_writable(run_dir)
         return state
     if not run_dir.parent.is_dir():
         raise OutputError(f"{run_dir}: its parent folder does not exist")
+    check_writable(run_dir if run_dir.is_dir() else run_dir.parent)
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise OutputError(f"{run_dir}: not empty (use --resume to continue that run or --overwrite to start over)")
     run_dir.mkdir(exist_ok=True)
@@ -169,8 +175,14 @@ def _truncate_log(path: Path, step: int) -> None:
     """Drop records of steps >= ``step`` (written after the checkpoint a resumed run starts from)."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) < step]
+    keep = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a process killed while writing it
+        if isinstance(record, dict) and isinstance(record.get("step", 0), int) and record.get("step", 0) < step:
+            keep.append(line)
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
@@ -178,6 +190,9 @@ def _truncate_log(path: Path, step: int) -> None:
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: Progress | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
     """Train a model as ``cfg`` says, writing checkpoints and logs into ``run_dir``.
+
+    A fresh run that fails (or is interrupted) before its first checkpoint removes what it wrote, so the corrected
+    command can use the same folder; once ``last.pt`` exists the folder is a run to ``--resume``.
 
     Args:
         cfg: the resolved configuration.
@@ -193,12 +208,21 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     Raises:
         ConfigError, InputError, OutputError, ModelFileError: bad config, data, run folder or checkpoint.
     """
+    from focalcli.train.checkpoint import run_folder_guard
+    from focalcli.train.distributed import dist_info
+
+    with run_folder_guard(Path(run_dir), resume=resume, main=dist_info().is_main):
+        return _train(cfg, Path(run_dir), resume=resume, overwrite=overwrite, progress=progress, on_step=on_step)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, progress: Progress | None,
+           on_step: Callable[[int, float], None] | None) -> dict:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
 
     from focalcli.config import build_dataclass
     from focalcli.runtime import resolve_device, seed_everything
-    from focalcli.train.checkpoint import restore_rng, save_checkpoint, unwrap_model
+    from focalcli.train.checkpoint import restore_training_state, save_checkpoint, unwrap_model
     from focalcli.train.data import (
         AugmentOptions,
         MixtureDataset,
@@ -237,10 +261,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     optimizer = _optimizer(model, cfg)
     start, best = 0, math.inf
     if state is not None:
-        unwrap_model(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, best = int(state["step"]), (math.inf if state["best"] is None else float(state["best"]))
-        restore_rng(state["rng"])
+        restore_training_state(state, model, optimizer, where=run_dir / "last.pt")
+        start, best = int(state["step"]), (math.inf if state.get("best") is None else float(state["best"]))
         if info.is_main:
             _truncate_log(run_dir / "log.jsonl", start)
     if info.enabled:

@@ -138,3 +138,20 @@ def test_predict_align(tmp_path):
         errors[flag] = float(np.mean(np.abs(d[inner] - depth[inner]) / depth[inner]))
     assert json.loads((tmp_path / "depth--align.json").read_text())["options"]["align"] is True
     assert errors["--align"] < 0.8 * errors[None]
+
+
+def test_align_keeps_sub_folders_so_equal_names_do_not_collide(raw_stack, tmp_path):
+    folder, _, _ = raw_stack
+    nested = tmp_path / "nested"
+    names = sorted(p.name for p in folder.glob("*.png"))[:3]
+    for sub, name in zip(("a", "b", "c"), names, strict=True):
+        (nested / sub).mkdir(parents=True)
+        (nested / sub / "x.png").write_bytes((folder / name).read_bytes())
+    (nested / "stack.json").write_text(json.dumps({"frames": ["a/x.png", "b/x.png", "c/x.png"]}))
+    r = run("align", nested, "-o", tmp_path / "out", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["frames"] == 3
+    out = tmp_path / "out"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("x.png")) == ["a/x.png", "b/x.png", "c/x.png"]
+    assert json.loads((out / "stack.json").read_text())["frames"] == ["a/x.png", "b/x.png", "c/x.png"]
+    assert run("info", out).exit_code == 0

@@ -59,8 +59,12 @@ def test_predict_batch(tiny_stack, plane_stack, tmp_path):
     for name in ("tiny", "plane"):
         assert (tmp_path / "out" / name / "depth.npy").is_file()
         assert (tmp_path / "out" / name / "aif.jpg").is_file()
-    again = run("predict", root, "-o", tmp_path / "out", "--format", "npy")
-    assert_one_line_error(again, 6, "exists already")
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    again = run("predict", root, "-o", tmp_path / "out", "--format", "npy")  # complete stacks are skipped
+    assert again.exit_code == 0 and again.stderr.count("skipped") == 2, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
+    other = run("predict", root, "-o", tmp_path / "out", "--format", "npy", "--measure", "tenengrad")
+    assert_one_line_error(other, 6, "not the complete result of this command")
 
 
 @pytest.mark.parametrize("kind", BAD)

@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from focalcli.cli.app import app
+from focalcli.io.atomic import PARTIAL_MARKER
 from focalcli.io.images import write_image
 from focalcli.io.stack import read_stack
 
@@ -69,11 +70,14 @@ def test_synth_is_deterministic_and_resumes(rgbd, tmp_path):
     out = tmp_path / "a"
     kept = (out / "one" / "scene.json").stat().st_mtime_ns
     (out / "two" / "depth.npy").unlink()
-    (out / ".one.partial").mkdir()
+    (out / ".one.x1y2z3.partial").mkdir()
+    (out / ".one.x1y2z3.partial" / PARTIAL_MARKER).touch()  # focal's own, left by a killed run
+    (out / ".one.partial").mkdir()  # not focal's: never deleted
     r = _run(*args, "-o", out)
     assert r.exit_code == 0, r.output
     assert (out / "one" / "scene.json").stat().st_mtime_ns == kept
-    assert (out / "two" / "depth.npy").is_file() and not (out / ".one.partial").exists()
+    assert (out / "two" / "depth.npy").is_file() and not (out / ".one.x1y2z3.partial").exists()
+    assert (out / ".one.partial").is_dir()
     assert np.array_equal(a.numpy(), read_stack(out / "two" / "stack").frames.numpy())
     # other options into the same folder: refused without --overwrite
     r = _run("--rgbd", rgbd, "--frames", 5, "--workers", 1, "-o", out)

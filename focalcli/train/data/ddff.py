@@ -74,7 +74,15 @@ class DDFFSource:
         missing = [k for k in keys if k not in self._file]
         if missing:
             raise InputError(f"{self.path}: no {', '.join(missing)} (found {', '.join(sorted(self._file))})")
-        return self._file[keys[0]], self._file[keys[1]]
+        import h5py
+
+        arrays = self._file[keys[0]], self._file[keys[1]]
+        for key, a in zip(keys, arrays, strict=True):
+            if not isinstance(a, h5py.Dataset):
+                raise InputError(f"{self.path}: {key} is an HDF5 {type(a).__name__.lower()}, expected a dataset")
+            if a.dtype.kind not in "uif":
+                raise InputError(f"{self.path}: {key} holds {a.dtype}, expected numbers")
+        return arrays
 
     def __getstate__(self):  # h5py handles do not pickle; workers reopen the file
         return {**self.__dict__, "_file": None, "_pid": None}
@@ -84,8 +92,12 @@ class DDFFSource:
 
     def item(self, index: int) -> dict:
         stack, disp = self._arrays()
-        frames = torch.from_numpy(stack[index]).permute(0, 3, 1, 2).float() / 255.0  # (10, 3, H, W)
-        d = torch.from_numpy(disp[index]).float()
+        try:
+            frames_np, disp_np = stack[index], disp[index]
+        except (OSError, ValueError) as e:  # a damaged file: h5py only notices when the chunk is read
+            raise InputError(f"{self.path}: cannot read stack {index} of {self.split} ({e})") from e
+        frames = torch.from_numpy(frames_np).permute(0, 3, 1, 2).float() / 255.0  # (10, 3, H, W)
+        d = torch.from_numpy(disp_np).float()
         d = d[..., 0] if d.dim() == 3 else d  # (H, W)
         depth = torch.where(d > 0, DDFF_BASELINE_FOCAL / d.clamp(min=1e-12), torch.zeros(()))[None]  # (1, H, W)
         return {"frames": frames, "focus_distances_m": self._focus.clone(), "depth": depth,

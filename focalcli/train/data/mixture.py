@@ -8,6 +8,7 @@ and K ranks with local batch B/K see the same samples as one process with batch 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ def parse_data_spec(text: str) -> DataSpec:
     else:
         weight_text = ""
     if weight_text:
-        if not _is_number(weight_text) or float(weight_text) <= 0:
+        if not _is_number(weight_text) or not math.isfinite(float(weight_text)) or float(weight_text) <= 0:
             raise ConfigError(f"--data {text!r}: the weight must be a positive number, got {weight_text!r}")
         weight = float(weight_text)
     if kind != "procedural" and not path:

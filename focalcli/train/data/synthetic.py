@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from focalcli.config import build_dataclass
 from focalcli.errors import ConfigError, InputError
 from focalcli.io.stack import Camera
+from focalcli.optics.thinlens import MIN_F_NUMBER
 from focalcli.train.data.base import pick, sample_generator
 
 __all__ = ["SyntheticOptions", "synthetic_source"]
@@ -63,6 +64,21 @@ class SyntheticOptions:
     eval_schedule: str = "uniform:0.6,10"  # evaluation focus schedule (synth.sampling.parse_schedule), scene-agnostic
     eval_shot_noise: float = 5e-4  # evaluation shot noise (variance per unit linear signal)
     eval_read_noise: float = 2e-3  # evaluation read noise (std, linear full scale)
+
+    def __post_init__(self):
+        problems = []
+        for key, lo in (("f_number", MIN_F_NUMBER), ("focal_length_mm", 1e-3)):
+            v = getattr(self, key)
+            if len(v) != 2 or not all(math.isfinite(x) and x >= lo for x in v) or v[0] > v[1]:
+                problems.append(f"{key} must be [LOW, HIGH] with {lo:g} <= LOW <= HIGH, got {list(v)}")
+        for key, lo in (("eval_f_number", MIN_F_NUMBER), ("eval_focal_length_mm", 1e-3),
+                        ("eval_sensor_width_mm", 1e-3)):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= lo):
+                problems.append(f"{key} must be >= {lo:g}, got {getattr(self, key)}")
+        if not 0 <= self.min_valid <= 1 or self.shapes < 1 or self.eval_items < 1:
+            problems.append("min_valid must be in [0, 1], shapes and eval_items >= 1")
+        if problems:
+            raise ConfigError("synth_options: " + "; ".join(problems))
 
 
 def _fit(rgb: torch.Tensor, depth: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

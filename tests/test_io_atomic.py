@@ -1,0 +1,86 @@
+"""Atomic writes: single files, groups of outputs that appear together, staging folders, deferred interrupts."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+import pytest
+
+from focalcli.errors import OutputError
+from focalcli.io.atomic import (
+    PARTIAL_MARKER,
+    atomic_path,
+    atomic_paths,
+    check_writable,
+    defer_interrupts,
+    partial_folder,
+    remove_partial_folders,
+)
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.rglob("*"))
+
+
+def test_atomic_paths_commits_all_or_nothing(tmp_path):
+    outs = [tmp_path / "d.png", tmp_path / "sub" / "a.jpg"]
+    with atomic_paths(outs, stage=tmp_path) as tmps:  # staged: "sub" is created at the commit
+        assert [t.suffix for t in tmps] == [".png", ".jpg"] and not any(p.exists() for p in outs)
+        for t in tmps:
+            t.write_text(t.suffix)
+    assert [p.read_text() for p in outs] == [".png", ".jpg"] and _names(tmp_path) == ["a.jpg", "d.png", "sub"]
+    for error in (ValueError, KeyboardInterrupt):
+        with pytest.raises(error), atomic_paths([tmp_path / "x.png", tmp_path / "y.png"]) as tmps:
+            tmps[0].write_text("half")
+            raise error
+        assert _names(tmp_path) == ["a.jpg", "d.png", "sub"]  # no output, no temporary file
+
+
+def test_write_errors_become_one_output_error_naming_the_output(tmp_path, monkeypatch):
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputError, match=r"d\.png: cannot write \(No space left on device\)"), \
+            atomic_paths([tmp_path / "d.png"]) as tmps, atomic_path(tmps[0]) as inner:
+        full(inner)
+    monkeypatch.setattr("focalcli.io.atomic.os.replace", full)
+    with pytest.raises(OutputError, match="No space left"), atomic_path(tmp_path / "e.npy") as tmp:
+        tmp.write_text("x")
+    assert _names(tmp_path) == []
+
+
+def test_check_writable(tmp_path):
+    assert check_writable(tmp_path) == tmp_path and _names(tmp_path) == []
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match="not a folder"):
+        check_writable(tmp_path / "f")
+    with pytest.raises(OutputError, match="does not exist"):
+        check_writable(tmp_path / "nope")
+    if os.geteuid() != 0:  # root writes anywhere; the CLI table covers it with an unprivileged uid
+        (tmp_path / "ro").mkdir(mode=0o555)
+        with pytest.raises(OutputError, match="cannot write"):
+            check_writable(tmp_path / "ro")
+
+
+def test_partial_folders_are_marked_and_only_marked_ones_are_removed(tmp_path):
+    with partial_folder(tmp_path, "s1") as stage:
+        assert (stage / PARTIAL_MARKER).is_file() and stage.name.startswith(".s1.") and stage.name.endswith(".partial")
+    assert _names(tmp_path) == []  # removed on exit
+    left = tmp_path / ".s1.abc.partial"
+    left.mkdir()
+    (left / PARTIAL_MARKER).touch()  # what a killed run leaves
+    foreign = tmp_path / ".s1.mine.partial"
+    foreign.mkdir()
+    assert remove_partial_folders(tmp_path, "s1") == [left]
+    assert foreign.is_dir() and not left.exists()
+
+
+def test_defer_interrupts_delivers_ctrl_c_after_the_block():
+    done = []
+    with pytest.raises(KeyboardInterrupt), defer_interrupts():
+        signal.raise_signal(signal.SIGINT)
+        done.append("renames finished")
+    assert done == ["renames finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
