@@ -34,9 +34,11 @@ def default_weights() -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_runner(path: str, device: str, precision: str, max_size: int, backend: str):
+def _cached_runner(path: str, stamp: tuple, device: str, precision: str, max_size: int, backend: str):
+    """One runner per file version (``stamp``: size and modification time) and options."""
     from focalcli.models.runner import ModelRunner
 
+    del stamp  # part of the cache key only: a file replaced in place is loaded again
     return ModelRunner.from_file(path, device=device, precision=precision, max_size=max_size, backend=backend)
 
 
@@ -54,7 +56,13 @@ def load_runner(weights: str | os.PathLike | None = None, *, device="cpu", preci
         from focalcli.runtime import cuda_possible, resolve_device
 
         device = "cpu" if device == "auto" and not cuda_possible() else str(resolve_device(device))
-    return _cached_runner(str(path), device, precision, int(max_size), backend)
+    resolved = path.resolve()
+    try:
+        stat = resolved.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        stamp = ()  # a missing file: from_file says so
+    return _cached_runner(str(resolved), stamp, device, precision, int(max_size), backend)
 
 
 def depth_from_model(stack, *, weights: str | os.PathLike | None = None, device="cpu", precision: str = "fp32",

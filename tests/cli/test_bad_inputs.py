@@ -510,9 +510,6 @@ def _set_up(case: Case, w: Path) -> None:
 
 @pytest.mark.parametrize("case", [c.param() for c in CASES])
 def test_bad_input(case: Case, workdir: Path, monkeypatch):
-    from focalcli.learned import load_cached
-
-    load_cached.cache_clear()  # it is keyed by the path as given, and every case calls its model file m.st
     _set_up(case, workdir)
     before = _snapshot(workdir)
     monkeypatch.chdir(workdir)
