@@ -6,7 +6,7 @@ import pytest
 
 from focalcli.errors import InputError
 from focalcli.io.images import write_image
-from focalcli.io.rgbd import PSEUDO_FAR_M, PSEUDO_NEAR_M, find_rgbd, load_rgbd, read_pfm
+from focalcli.io.rgbd import PSEUDO_FAR_M, PSEUDO_NEAR_M, find_rgbd, load_rgbd, read_pfm, split_scenes
 
 H, W = 12, 16
 
@@ -167,3 +167,21 @@ def test_symlinked_scenes_are_found_and_cycles_ignored(tmp_path):
     (root / "Aloe").symlink_to(data, target_is_directory=True)
     (root / "loop").symlink_to(root, target_is_directory=True)
     assert [s.name for s in find_rgbd(root)] == ["Aloe"]
+
+
+def test_split_scenes_holds_out_every_kth_from_the_first():
+    scenes = list(range(11))  # stands in for find_rgbd's list: only the order matters
+    train, held = split_scenes(scenes, 5)
+    assert held == [0, 5, 10]
+    assert train == [1, 2, 3, 4, 6, 7, 8, 9]
+    assert split_scenes(scenes, 0) == (scenes, [])
+    assert split_scenes(scenes, 1) == ([], scenes)
+    with pytest.raises(ValueError, match="holdout"):
+        split_scenes(scenes, -1)
+
+
+def test_split_scenes_of_the_shared_rgbd_folder(shared_data):
+    scenes = find_rgbd(shared_data / "rgbd")
+    train, held = split_scenes(scenes, 5)
+    assert [s.name for s in held] == [s.name for s in scenes[::5]]
+    assert len(train) + len(held) == len(scenes) and not {s.name for s in train} & {s.name for s in held}

@@ -48,6 +48,7 @@ __all__ = [
     "find_rgbd",
     "load_rgbd",
     "read_pfm",
+    "split_scenes",
 ]
 
 PSEUDO_NEAR_M = 1.0  # assumed distance of the largest valid disparity
@@ -217,6 +218,27 @@ def find_rgbd(root: str | os.PathLike, depth_scale: float | None = None) -> list
     if dup:
         raise InputError(f"{root}: two scenes would both be called {dup[0]!r}; rename one")
     return scenes
+
+
+def split_scenes(scenes: list[RGBDScene], holdout: int) -> tuple[list[RGBDScene], list[RGBDScene]]:
+    """Split scenes into (training, held out): every ``holdout``-th scene, starting with the first, is held out.
+
+    The order is the one ``find_rgbd`` returns (sorted by folder and name), so the split of a dataset is fixed.
+
+    Args:
+        scenes: scenes in ``find_rgbd`` order.
+        holdout: K >= 0; scenes 0, K, 2K, ... are held out. 0 holds out nothing.
+
+    Raises:
+        ValueError: ``holdout`` is negative.
+    """
+    if holdout < 0:
+        raise ValueError(f"holdout must be >= 0, got {holdout}")
+    if holdout == 0:
+        return list(scenes), []
+    train = [s for i, s in enumerate(scenes) if i % holdout != 0]
+    held = [s for i, s in enumerate(scenes) if i % holdout == 0]
+    return train, held
 
 
 def read_pfm(path: str | os.PathLike) -> np.ndarray:

@@ -1,0 +1,248 @@
+"""``python -m focalcli.bench valset --rgbd DIR -o OUT``: a fixed validation set "made like real use".
+
+The held-out RGB-D scenes of DIR (``io.rgbd.split_scenes``, the split training uses) are rendered by the reference
+renderer (``bench.reference_render``: numpy + OpenCV, independent of the training renderer) with a full-frame 50 mm
+lens (36 mm sensor, pixel pitch = 36 mm / image width), each scene first resized so its long side is at most 640 px
+(area for colour, nearest for depth), in four sets:
+
+============================  ======  ======  =========================================================
+set                           frames  f-stop  focus distances (uniform in diopters)
+============================  ======  ======  =========================================================
+``f2-n10-uniform``            10      F/2     0.6 m .. 10 m (scene-agnostic, like a photographer)
+``f2-n10-depth``              10      F/2     5th .. 95th percentile of the scene's valid depth
+``f2.8-n5-uniform``           5       F/2.8   0.6 m .. 10 m
+``f2.8-n5-depth``             5       F/2.8   5th .. 95th percentile
+============================  ======  ======  =========================================================
+
+Each stack gets Poisson-Gaussian sensor noise drawn from (seed, scene, set): shot log-uniform in [1e-4, 2e-3], read
+log-uniform in [5e-4, 4e-3] (linear light, [0, 1] full scale). The layout is the one ``focal synth`` writes and
+``stacks:DIR`` reads: ``OUT/SET/SCENE/stack/`` (8-bit PNG frames + ``stack.json``), ``OUT/SET/SCENE/depth.npy``
+(float32 metres, 0 = invalid), ``OUT/SET/SCENE/aif.png`` (the sharp source), and ``OUT/manifest.json`` (every
+parameter, the seed, the renderer, the scenes). ``focal eval --data stacks:OUT/f2-n10-uniform --method classic``
+scores one set; ``python -m focalcli.bench depth --valset OUT`` scores them all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import typer
+
+__all__ = ["SETS", "ValSet", "build_valset", "focus_schedule", "stack_noise"]
+
+MAX_SIDE = 640  # scenes are resized so the long side is at most this (px)
+FOCAL_LENGTH_MM = 50.0
+SENSOR_WIDTH_MM = 36.0
+UNIFORM_RANGE_M = (0.6, 10.0)  # scene-agnostic schedule: near and far focus distance
+DEPTH_PERCENTILES = (5.0, 95.0)  # scene-dependent schedule
+SHOT_RANGE = (1e-4, 2e-3)  # shot-noise gain, log-uniform
+READ_RANGE = (5e-4, 4e-3)  # read-noise standard deviation, log-uniform
+
+
+@dataclass(frozen=True)
+class ValSet:
+    """One rendering setting of the validation set."""
+
+    name: str
+    frames: int
+    f_number: float
+    schedule: str  # "uniform" (0.6 .. 10 m) or "depth" (5th .. 95th percentile of the scene's depth)
+
+
+SETS = (
+    ValSet("f2-n10-uniform", 10, 2.0, "uniform"),
+    ValSet("f2-n10-depth", 10, 2.0, "depth"),
+    ValSet("f2.8-n5-uniform", 5, 2.8, "uniform"),
+    ValSet("f2.8-n5-depth", 5, 2.8, "depth"),
+)
+
+
+def focus_schedule(kind: str, frames: int, depth_m) -> list[float]:
+    """Focus distances (metres, increasing) uniform in diopters.
+
+    Args:
+        kind: ``uniform`` (``UNIFORM_RANGE_M``) or ``depth`` (``DEPTH_PERCENTILES`` of the valid depth).
+        frames: number of frames.
+        depth_m: the scene's depth map (metres, 0 = invalid), used by ``depth``.
+    """
+    import numpy as np
+
+    if kind == "uniform":
+        near, far = UNIFORM_RANGE_M
+    elif kind == "depth":
+        valid = depth_m[depth_m > 0]
+        near, far = (float(v) for v in np.percentile(valid, DEPTH_PERCENTILES))
+        if far < near * 1.05:  # a flat scene: still span a little depth of field
+            near, far = near / 1.1, far * 1.1
+    else:
+        raise ValueError(f"unknown schedule {kind!r}")
+    dioptres = np.linspace(1.0 / near, 1.0 / far, frames) if frames > 1 else np.array([2.0 / (near + far)])
+    return [float(1.0 / d) for d in dioptres]
+
+
+def _rng(seed: int, scene: str, valset: str):
+    import numpy as np
+
+    keys = [int(seed) % 2**63, zlib.crc32(scene.encode("utf-8")), zlib.crc32(valset.encode("utf-8"))]
+    return np.random.default_rng(np.random.SeedSequence(keys))
+
+
+def stack_noise(rng) -> tuple[float, float]:
+    """(shot, read) of one stack, log-uniform in ``SHOT_RANGE`` and ``READ_RANGE``."""
+    shot = math.exp(rng.uniform(math.log(SHOT_RANGE[0]), math.log(SHOT_RANGE[1])))
+    read = math.exp(rng.uniform(math.log(READ_RANGE[0]), math.log(READ_RANGE[1])))
+    return shot, read
+
+
+def _fit(rgb, depth):
+    import cv2
+
+    h, w = depth.shape
+    scale = MAX_SIDE / max(h, w)
+    if scale >= 1:
+        return rgb, depth
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return (cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST))
+
+
+def _write_png(path: Path, rgb_u8) -> None:
+    import cv2
+
+    from focalcli.errors import OutputError
+    from focalcli.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR)):
+            raise OutputError(f"{path}: cannot write")
+
+
+def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: int = 5, seed: int = 0,
+                 overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Render the validation set (see the module docstring); the folder ``out`` is written as a whole.
+
+    Args:
+        rgbd: folder of RGB-D scenes (``io.rgbd.find_rgbd``).
+        out: output folder (replaced only with ``overwrite``).
+        holdout: every ``holdout``-th scene is used (``io.rgbd.split_scenes``); 0 uses them all.
+        seed: noise seed.
+        overwrite: replace an existing ``out``.
+        progress: called with ``(stacks done, total)``.
+
+    Returns:
+        The manifest (also written to ``OUT/manifest.json``).
+
+    Raises:
+        InputError: no scenes, or none held out. OutputError: ``out`` exists (without ``overwrite``) or cannot be
+            written.
+    """
+    import numpy as np
+
+    from focalcli.bench import reference_render as ref
+    from focalcli.errors import InputError
+    from focalcli.io.atomic import atomic_folder, check_output_folder
+    from focalcli.io.depth import write_depth
+    from focalcli.io.rgbd import find_rgbd, load_rgbd, split_scenes
+    from focalcli.io.stack import Camera, write_stack_json
+
+    out = check_output_folder(out, overwrite=overwrite, inputs=[rgbd])
+    if holdout < 0:
+        raise InputError(f"--holdout must be >= 0, got {holdout}")
+    scenes = find_rgbd(rgbd)
+    held = split_scenes(scenes, holdout)[1] if holdout else scenes
+    if not held:
+        raise InputError(f"{rgbd}: no scene is held out with --holdout {holdout}")
+    total, done = len(held) * len(SETS), 0
+    entries = []
+    options = ref.RenderOptions()
+    with atomic_folder(out) as tmp:
+        for scene in held:
+            sample = load_rgbd(scene)
+            rgb = np.ascontiguousarray(sample.rgb.permute(1, 2, 0).numpy())  # (H, W, 3)
+            depth = np.ascontiguousarray(sample.depth[0].numpy())  # (H, W)
+            if not (depth > 0).any():
+                raise InputError(f"{scene.name}: no valid depth")
+            rgb, depth = _fit(rgb, depth)
+            h, w = depth.shape
+            pitch = SENSOR_WIDTH_MM * 1000.0 / w
+            entry = {"name": scene.name, "source": sample.meta, "size": [h, w], "pixel_pitch_um": pitch,
+                     "valid_depth_fraction": round(float((depth > 0).mean()), 6), "stacks": {}}
+            for vs in SETS:
+                rng = _rng(seed, scene.name, vs.name)
+                shot, read = stack_noise(rng)
+                focus = focus_schedule(vs.schedule, vs.frames, depth)
+                optics = ref.Optics(FOCAL_LENGTH_MM, vs.f_number, pitch)
+                frames = ref.render_stack(rgb, depth, focus, optics, shot=shot, read=read, rng=rng, options=options)
+                folder = tmp / vs.name / scene.name
+                (folder / "stack").mkdir(parents=True)
+                names = [f"frame_{i:02d}.png" for i in range(len(frames))]
+                for name, frame in zip(names, frames, strict=True):
+                    _write_png(folder / "stack" / name, frame)
+                camera = Camera(focal_length_mm=FOCAL_LENGTH_MM, f_number=vs.f_number, pixel_pitch_um=round(pitch, 6))
+                write_stack_json(folder / "stack", names, focus, camera,
+                                 extra={"source": "focal bench valset", "scene": scene.name, "set": vs.name,
+                                        "noise": {"shot": shot, "read": read}})
+                write_depth(folder / "depth.npy", depth)
+                _write_png(folder / "aif.png", np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+                entry["stacks"][vs.name] = {"focus_distances_m": [round(f, 6) for f in focus],
+                                            "shot_noise": shot, "read_noise": read}
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            entries.append(entry)
+        manifest = {
+            "created_by": "python -m focalcli.bench valset",
+            "rgbd": str(rgbd),
+            "holdout": holdout,
+            "seed": seed,
+            "renderer": ref.DESCRIPTION,
+            "render_options": asdict(options),
+            "camera": {"focal_length_mm": FOCAL_LENGTH_MM, "sensor_width_mm": SENSOR_WIDTH_MM,
+                       "pixel_pitch": "sensor_width_mm / image width"},
+            "max_side_px": MAX_SIDE,
+            "resize": {"colour": "area", "depth": "nearest"},
+            "schedules": {"uniform": {"near_m": UNIFORM_RANGE_M[0], "far_m": UNIFORM_RANGE_M[1],
+                                      "spacing": "uniform in diopters"},
+                          "depth": {"percentiles": list(DEPTH_PERCENTILES), "spacing": "uniform in diopters"}},
+            "noise": {"model": "x' = shot * Poisson(x / shot) + Normal(0, read^2), linear light",
+                      "shot_range": list(SHOT_RANGE), "read_range": list(READ_RANGE),
+                      "distribution": "log-uniform, drawn from (seed, scene, set)"},
+            "sets": [asdict(s) for s in SETS],
+            "scenes": entries,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def bench_valset(
+    rgbd: Path = typer.Option(..., "--rgbd", help="Folder of RGB-D scenes (as focal synth reads them)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (written as a whole)."),
+    holdout: int = typer.Option(5, "--holdout", min=0, help="Use every K-th scene, from the first (the scenes "
+                                "training holds out); 0 = all."),
+    seed: int = typer.Option(0, "--seed", help="Noise seed."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+) -> None:
+    """Render the fixed validation set: held-out RGB-D scenes, 4 camera/schedule settings, realistic noise."""
+    from rich.console import Console
+
+    from focalcli.errors import FocalError
+
+    err = Console(stderr=True)
+    try:
+        manifest = build_valset(rgbd, out, holdout=holdout, seed=seed, overwrite=overwrite,
+                                progress=lambda i, n: err.print(f"\r{i}/{n} stacks", end=""))
+    except FocalError as e:
+        err.print(f"\n[bold red]error:[/bold red] {e}", soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    err.print(f"\nwrote {out}: {len(manifest['scenes'])} scenes x {len(SETS)} sets "
+              f"({', '.join(s.name for s in SETS)})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("valset")(bench_valset)

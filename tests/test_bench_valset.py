@@ -1,0 +1,96 @@
+"""The validation-set builder, the textbook baseline and the depth benchmark."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from focalcli.bench.__main__ import app as bench_app
+from focalcli.bench.baselines import textbook_depth
+from focalcli.bench.depth import METHODS, score_valset
+from focalcli.bench.valset import SETS, build_valset, focus_schedule
+from focalcli.cli.app import app
+from focalcli.errors import OutputError
+from focalcli.io.images import write_image
+from focalcli.io.stack import scan_stack
+from tests import synthetic
+
+runner = CliRunner()
+
+
+def _rgbd(root, sizes):
+    """Folder pairs rgb/NAME.png + depth/NAME.npy: a random texture on a near-to-far ramp with a hole."""
+    (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate(sizes):
+        write_image(root / "rgb" / f"s{i}.png", rng.random((h, w, 3)).astype(np.float32))
+        depth = np.linspace(0.8, 3.0, w, dtype=np.float32)[None].repeat(h, 0)
+        depth[:2, :2] = 0.0
+        np.save(root / "depth" / f"s{i}.npy", depth)
+    return root
+
+
+def test_focus_schedules_are_uniform_in_dioptres():
+    uniform = focus_schedule("uniform", 10, None)
+    assert uniform[0] == pytest.approx(0.6) and uniform[-1] == pytest.approx(10.0)
+    assert np.allclose(np.diff(1 / np.array(uniform)), (1 / 10 - 1 / 0.6) / 9)
+    depth = np.linspace(1.0, 2.0, 1000, dtype=np.float32)
+    d = focus_schedule("depth", 5, np.concatenate([depth, np.zeros(100, np.float32)]))  # zeros are holes
+    assert d[0] == pytest.approx(np.percentile(depth, 5), rel=1e-3)
+    assert d[-1] == pytest.approx(np.percentile(depth, 95), rel=1e-3)
+
+
+def test_valset_layout_reproducible_and_readable_by_eval(tmp_path):
+    rgbd = _rgbd(tmp_path / "rgbd", [(40, 700), (24, 32), (30, 36)])
+    out = tmp_path / "val"
+    manifest = build_valset(rgbd, out, holdout=2, seed=3)
+    assert [s["name"] for s in manifest["scenes"]] == ["s0", "s2"]  # every 2nd scene from the first
+    assert manifest["seed"] == 3 and "reference_render" in manifest["renderer"]
+    assert json.loads((out / "manifest.json").read_text())["scenes"][0]["size"] == [37, 640]  # long side 640
+    for vs in SETS:
+        sf = scan_stack(out / vs.name / "s2" / "stack")
+        assert len(sf) == vs.frames and sf.info.bit_depth == 8
+        assert sf.camera.f_number == vs.f_number and sf.camera.focal_length_mm == 50.0
+        assert sf.camera.pixel_pitch_um == pytest.approx(36000 / 36)
+        depth = np.load(out / vs.name / "s2" / "depth.npy")
+        assert depth.dtype == np.float32 and depth.shape == (30, 36) and depth[0, 0] == 0  # holes stay invalid
+    shot = {s: manifest["scenes"][1]["stacks"][s.name]["shot_noise"] for s in SETS}
+    assert len(set(shot.values())) == len(SETS) and all(1e-4 <= v <= 2e-3 for v in shot.values())
+
+    again = build_valset(rgbd, tmp_path / "val2", holdout=2, seed=3)
+    assert again["scenes"] == manifest["scenes"]
+    a = (out / "f2-n10-depth" / "s2" / "stack" / "frame_04.png").read_bytes()
+    assert a == (tmp_path / "val2" / "f2-n10-depth" / "s2" / "stack" / "frame_04.png").read_bytes()
+    with pytest.raises(OutputError, match="exists already"):
+        build_valset(rgbd, out, holdout=2)
+
+    res = runner.invoke(app, ["eval", "--data", f"stacks:{out / 'f2.8-n5-uniform'}", "--method", "classic"])
+    assert res.exit_code == 0, res.output
+    rows = score_valset(out, ["textbook"])
+    assert [r["set"] for r in rows] == [s.name for s in SETS] and all(r["count"] == 2 for r in rows)
+    assert all(0 <= r["abs_rel"] < 10 and r["seconds"] > 0 for r in rows)
+
+
+def test_bench_commands(tmp_path):
+    rgbd = _rgbd(tmp_path / "rgbd", [(24, 32)])
+    out = tmp_path / "val"
+    res = runner.invoke(bench_app, ["valset", "--rgbd", str(rgbd), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(bench_app, ["valset", "--rgbd", str(rgbd), "-o", str(out)])
+    assert res.exit_code == 6 and "exists already" in res.output
+    res = runner.invoke(bench_app, ["depth", "--valset", str(out), "--json", str(tmp_path / "d.json")])
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "d.json").read_text())["results"]
+    assert {(r["set"], r["method"]) for r in results} == {(s.name, m) for s in SETS for m in ("textbook", "classic")}
+    res = runner.invoke(bench_app, ["depth", "--valset", str(out), "--methods", "oracle"])
+    assert res.exit_code == 4 and "unknown method" in res.output
+    assert "textbook" in METHODS and "classic" in METHODS
+
+
+def test_textbook_baseline_finds_a_slanted_plane():
+    frames, depth, focus = synthetic.slanted_plane()
+    pred = textbook_depth(iter(frames), list(focus))
+    err = np.abs(pred - depth) / depth
+    assert np.median(err) < 0.05
