@@ -11,8 +11,6 @@ import json
 import os
 from collections.abc import Callable
 
-import torch
-
 from focalcli.align.register import AlignConfig, FrameReader, Registration, register_stack
 from focalcli.align.warp import valid_box, warp_frame
 from focalcli.errors import InputError
@@ -70,6 +68,8 @@ def align_stack(stack: StackFolder | FocalStack, config: AlignConfig | None = No
     Raises:
         InputError: a frame cannot be registered (without ``skip_bad``), or the stack cannot be read.
     """
+    import torch
+
     n = len(stack)
 
     def reg_progress(done: int, _: int) -> None:
@@ -171,7 +171,7 @@ def _distances(stack: StackFolder | FocalStack) -> list[float] | None:
     fd = stack.focus_distances_m
     if fd is None:
         return None
-    return fd.tolist() if isinstance(fd, torch.Tensor) else list(fd)
+    return fd.tolist() if hasattr(fd, "tolist") else list(fd)  # a tensor (FocalStack) or a tuple (StackFolder)
 
 
 def _dumps(transforms: dict) -> str:

@@ -20,13 +20,13 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_path
-from focalcli.io.images import IMAGE_SUFFIXES, ImageInfo, decode_image, probe_image, read_image, write_image
+from focalcli.io.images import IMAGE_SUFFIXES, ImageInfo, decode_image, has_exif, probe_image, read_image, write_image
 
 __all__ = [
     "Camera",
@@ -40,6 +40,9 @@ __all__ = [
     "write_stack",
     "write_stack_json",
 ]
+
+if TYPE_CHECKING:  # torch is imported where a FocalStack is built, so that the classic path starts without it
+    import torch
 
 STACK_JSON = "stack.json"
 _SIDECARS = {".json", ".txt", ".md", ".xmp", ".pp3", ".ini", ".db", ".csv", ".yaml", ".yml", ".toml", ""}
@@ -200,6 +203,8 @@ def _exif_optics(path: Path) -> tuple[float | None, Camera]:
 
     try:
         with Image.open(path) as im:
+            if not has_exif(path, im):
+                return None, Camera()
             width = im.size[0]
             exif = im.getexif().get_ifd(0x8769)
     except OSError:
@@ -299,6 +304,8 @@ def read_stack(folder: str | os.PathLike) -> FocalStack:
     Raises:
         InputError: as ``scan_stack``, plus unreadable pixels.
     """
+    import torch
+
     sf = scan_stack(folder)
     frames = torch.stack([torch.from_numpy(img).permute(2, 0, 1) for _, img in sf.iter_frames()])  # (N, 3, H, W)
     fd = torch.tensor(sf.focus_distances_m, dtype=torch.float32) if sf.focus_distances_m else None
