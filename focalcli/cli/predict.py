@@ -38,6 +38,8 @@ def predict(
     as_json: bool = json_option(),
 ) -> None:
     """Estimate depth from a focal stack (metres when focus distances are known, else frame-index units)."""
+    if method == "classic":
+        con.no_blas_threads()
     from focalcli import predict as lib
 
     if method not in lib.METHODS:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from focalcli.focus.measures import gaussian_blur
+from focalcli.focus.measures import gaussian_blur, quantile
 
 __all__ = ["DepthResult", "PeakTracker", "confidence_from_snr", "fill_weak", "guided_filter", "noise_floor",
            "peak_to_depth", "positions_from_distances", "push_pull"]
@@ -144,8 +144,8 @@ def noise_floor(low: np.ndarray, best: np.ndarray) -> float:
     Never zero: a noise-free synthetic stack gets a floor far below its textured pixels' energy.
     """
     step = max(1, low.size // 65536)
-    floor = float(np.median(low.ravel()[::step]))
-    return max(floor, 1e-6 * float(np.percentile(best.ravel()[::step], 90)), _EPS)
+    floor = quantile(low.ravel()[::step], 0.5)
+    return max(floor, 1e-6 * quantile(best.ravel()[::step], 0.9), _EPS)
 
 
 def confidence_from_snr(energy: np.ndarray, low: np.ndarray, floor: float, snr: float | None = None,

@@ -90,13 +90,17 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
     Raises:
         InputError: the file is not an image.
     """
+    p = Path(path)
+    png = _png_header(p)
+    if png is not None and not png[4]:  # a PNG without EXIF: its IHDR chunk says it all, no need for Pillow
+        w, h, bits, channels, _ = png
+        return ImageInfo(width=w, height=h, channels=channels, bit_depth=bits)
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
     try:
         with Image.open(p) as im:
             w, h = im.size
-            orientation = im.getexif().get(0x0112, 1) if has_exif(p, im) else 1
+            orientation = im.getexif().get(0x0112, 1)
             mode = im.mode
     except (UnidentifiedImageError, OSError) as e:
         raise InputError(f"{p}: not a readable image ({e})") from e
@@ -109,26 +113,40 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
     return ImageInfo(width=w, height=h, channels=channels, bit_depth=bits)
 
 
-def has_exif(path: Path, im) -> bool:
-    """Whether an opened image may hold EXIF; False only when it certainly holds none.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels (a palette image reads as RGB)
+
+
+def _png_header(path: Path) -> tuple[int, int, int, int, bool] | None:
+    """``(width, height, bit depth, channels, has EXIF)`` of a PNG from its chunk headers; None if not a PNG.
 
     Pillow's ``getexif`` on a PNG decodes every pixel to look for an ``eXIf`` chunk after the image data (~10 ms per
-    640x480 frame); walking the chunk headers finds it without decoding.
+    640x480 frame); walking the chunk headers (seeking past their data) finds it without decoding.
     """
-    if im.format != "PNG":
-        return True
     try:
         with open(path, "rb") as f:
-            f.seek(8)  # the PNG signature
+            if f.read(8) != _PNG_SIGNATURE:
+                return None
+            ihdr = f.read(25)  # length, "IHDR", width, height, bit depth, colour type, 3 more bytes, CRC
+            if len(ihdr) < 25 or ihdr[4:8] != b"IHDR" or ihdr[17] not in _PNG_CHANNELS:
+                return None
+            w, h = int.from_bytes(ihdr[8:12], "big"), int.from_bytes(ihdr[12:16], "big")
+            bits, channels = (16 if ihdr[16] == 16 else 8), _PNG_CHANNELS[ihdr[17]]
             while True:
                 head = f.read(8)
                 if len(head) < 8 or head[4:] == b"IEND":
-                    return False
+                    return w, h, bits, channels, False
                 if head[4:] == b"eXIf":
-                    return True
+                    return w, h, bits, channels, True
                 f.seek(int.from_bytes(head[:4], "big") + 4, 1)  # chunk data + CRC
     except OSError:
-        return True
+        return None
+
+
+def has_exif(path: str | os.PathLike) -> bool:
+    """Whether an image file may hold EXIF: False only when it certainly holds none (a PNG without ``eXIf``)."""
+    png = _png_header(Path(path))
+    return png is None or png[4]
 
 
 def _png_tiff_bit_depth(im, p: Path) -> int:

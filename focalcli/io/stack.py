@@ -199,12 +199,12 @@ def _folder_images(folder: Path) -> list[Path]:
 
 def _exif_optics(path: Path) -> tuple[float | None, Camera]:
     """Focus distance (EXIF SubjectDistance, metres) and camera optics from one image's EXIF."""
+    if not has_exif(path):
+        return None, Camera()
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            if not has_exif(path, im):
-                return None, Camera()
             width = im.size[0]
             exif = im.getexif().get_ifd(0x8769)
     except OSError:
