@@ -1,18 +1,22 @@
 """The classical pipeline in one pass over the frames: decode, focus measure, peak tracking, pyramid fusion.
 
-Decoding the next frame runs in a background thread (OpenCV releases the GIL) while the current one is processed.
+The next frames are decoded in background threads (OpenCV releases the GIL) while the current one is processed.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from focalcli.errors import InputError
 from focalcli.focus.depth import (
     DepthResult,
     PeakTracker,
@@ -24,27 +28,42 @@ from focalcli.focus.depth import (
 )
 from focalcli.focus.fuse import PyramidFuser
 from focalcli.focus.measures import MEASURES, estimate_noise, focus_energy, presmooth_sigma, to_gray, windowed
-from focalcli.io.images import to_float
+from focalcli.io.images import decode_image, to_float
 from focalcli.io.stack import FocalStack, StackFolder
 
 __all__ = ["ClassicScales", "all_in_focus", "classic_scales", "depth_from_focus"]
 
 Progress = Callable[[int, int], None]  # (frames done, total)
+_DECODERS = 4  # frames decoded ahead, in parallel (at most the number of cores)
+
+
+def _decode(path: Path, height: int, width: int) -> np.ndarray:
+    img = decode_image(path)
+    if img.shape[:2] != (height, width):
+        raise InputError(f"{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's {width}x{height} "
+                         "(align or resize the frames first)")
+    return img
 
 
 def _frames(stack: FocalStack | StackFolder) -> Iterator[np.ndarray]:
-    """HxWx3 frames near to far: float32 from memory, native uint8/uint16 from disk (converted by the consumer,
-    outside the decoding thread's critical path)."""
+    """HxWx3 frames near to far: float32 from memory, native uint8/uint16 from disk (converted by the consumer).
+
+    From disk, the next ``_DECODERS`` frames are decoded in background threads (image codecs release the GIL), so
+    several cores decode while this thread measures; memory holds at most that many frames ahead.
+    """
     if isinstance(stack, FocalStack):
         for f in stack.frames:
             yield np.ascontiguousarray(f.permute(1, 2, 0).float().cpu().numpy())
         return
-    it = stack.iter_frames(native=True)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(next, it, None)
-        while (item := nxt.result()) is not None:
-            nxt = pool.submit(next, it, None)
-            yield item[1]
+    paths, h, w = stack.frame_paths, stack.info.height, stack.info.width
+    workers = max(1, min(_DECODERS, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque(pool.submit(_decode, p, h, w) for p in paths[:workers])
+        for k in range(len(paths)):
+            img = pending.popleft().result()
+            if k + workers < len(paths):
+                pending.append(pool.submit(_decode, paths[k + workers], h, w))
+            yield img
 
 
 def _meta(stack: FocalStack | StackFolder) -> tuple[int, int, int, list[float] | None]:
