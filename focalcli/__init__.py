@@ -3,14 +3,35 @@
 Public entry points (each is what one ``focal`` command calls)::
 
     from focalcli import read_stack, depth_from_focus, all_in_focus
+
+Names are imported on first use (PEP 562), so ``import focalcli`` and the ``focal`` command start fast; torch is
+loaded only by the code paths that build tensors.
 """
 
-from focalcli.errors import ConfigError, FocalError, InputError, ModelFileError, OutputError, ShapeError
-from focalcli.focus.classic import all_in_focus, depth_from_focus
-from focalcli.focus.depth import DepthResult
-from focalcli.io.stack import Camera, FocalStack, StackFolder, read_stack, scan_stack
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Camera": "focalcli.io.stack",
+    "ConfigError": "focalcli.errors",
+    "DepthResult": "focalcli.focus.depth",
+    "FocalError": "focalcli.errors",
+    "FocalStack": "focalcli.io.stack",
+    "InputError": "focalcli.errors",
+    "ModelFileError": "focalcli.errors",
+    "OutputError": "focalcli.errors",
+    "ShapeError": "focalcli.errors",
+    "StackFolder": "focalcli.io.stack",
+    "all_in_focus": "focalcli.focus.classic",
+    "depth_from_focus": "focalcli.focus.classic",
+    "read_stack": "focalcli.io.stack",
+    "scan_stack": "focalcli.io.stack",
+}
 
 __all__ = [
     "Camera",
@@ -29,3 +50,22 @@ __all__ = [
     "read_stack",
     "scan_stack",
 ]
+
+if TYPE_CHECKING:
+    from focalcli.errors import ConfigError, FocalError, InputError, ModelFileError, OutputError, ShapeError
+    from focalcli.focus.classic import all_in_focus, depth_from_focus
+    from focalcli.focus.depth import DepthResult
+    from focalcli.io.stack import Camera, FocalStack, StackFolder, read_stack, scan_stack
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'focalcli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,9 +1,10 @@
+import cv2
 import numpy as np
 import pytest
 
-from focalcli.focus.classic import all_in_focus, depth_from_focus
-from focalcli.focus.depth import PeakTracker
-from focalcli.focus.measures import MEASURES, focus_measure, to_gray
+from focalcli.focus.classic import all_in_focus, classic_scales, depth_from_focus
+from focalcli.focus.depth import PeakTracker, fill_weak, guided_filter, push_pull
+from focalcli.focus.measures import MEASURES, estimate_noise, focus_measure, gaussian_blur, presmooth_sigma, to_gray
 from focalcli.io.stack import scan_stack
 from tests import synthetic
 from tests.conftest import write_frames
@@ -120,3 +121,84 @@ def test_measures_are_non_negative_and_finite(measure):
     gray[20:40, 20:40] = 1.0  # large jumps next to flat zero regions stress the running-sum box filter
     m = focus_measure(gray, measure, 9)
     assert np.isfinite(m).all() and m.min() >= 0
+
+
+def test_textureless_pixels_take_their_depth_from_the_surroundings():
+    frames, depth, focus = synthetic.slanted_plane()
+    frames[:, :, 48:80] = 0.5  # a flat band across the plane: no focus evidence of its own
+    band = (slice(8, -8), slice(56, 72))
+    filled = depth_from_focus(synthetic.as_focal_stack(frames, focus)).depth
+    # between its neighbours on the plane, not on the nearest or farthest focus plane
+    assert abs_rel(filled[band], depth[band]) < 0.1
+    assert filled[band].min() > focus[1] and filled[band].max() < focus[-2]
+    raw = depth_from_focus(synthetic.as_focal_stack(frames, focus), smooth=0).depth  # the raw per-pixel estimate
+    assert abs_rel(filled[band], depth[band]) < abs_rel(raw[band], depth[band])
+
+
+def test_robust_to_sensor_noise():
+    frames, depth, focus = synthetic.slanted_plane()
+    noisy = np.clip(frames + np.random.default_rng(0).normal(0, 0.04, frames.shape), 0, 1).astype(np.float32)
+    r = depth_from_focus(synthetic.as_focal_stack(noisy, focus))
+    inner = (slice(8, -8), slice(8, -8))
+    assert abs_rel(r.depth[inner], depth[inner]) < 0.04  # the unsmoothed 5 px measure of 0.1 scored 0.11
+
+
+def test_smooth_is_validated_and_huge_values_stay_cheap():
+    frames, depth, focus = synthetic.slanted_plane(h=48, w=64, n=4)
+    stack = synthetic.as_focal_stack(frames, focus)
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="smooth"):
+            depth_from_focus(stack, smooth=bad)
+    d = depth_from_focus(stack, smooth=1e6, window=10**6).depth
+    assert np.isfinite(d).all() and d.min() >= focus[0] - 1e-4 and d.max() <= focus[-1] + 1e-4
+
+
+def test_scales_grow_with_the_image_and_the_noise():
+    a = classic_scales(480, 640, noise=0.005, window=None, smooth=None)
+    b = classic_scales(960, 1280, noise=0.005, window=None, smooth=None)
+    assert b.large == pytest.approx(2 * a.large) and b.small == pytest.approx(2 * a.small)
+    assert b.fill == pytest.approx(2 * a.fill) and b.levels == a.levels + 1
+    assert presmooth_sigma(0.005) == 1.0 < presmooth_sigma(0.04) <= 3.0
+    assert classic_scales(480, 640, noise=0.0, window=35, smooth=0).large == pytest.approx(35 / 12**0.5)
+    assert classic_scales(480, 640, noise=0.0, window=None, smooth=0).fill == 0
+
+
+def test_noise_estimate_ignores_texture():
+    rng = np.random.default_rng(0)
+    clean = to_gray(synthetic.texture(240, 320))
+    clean[:, 160:] = 0.5  # texture on one half only: the estimate must come from the flat half
+    for sigma in (0.005, 0.02):
+        noisy = (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
+        assert estimate_noise(noisy) == pytest.approx(sigma, rel=0.15)
+
+
+def test_gaussian_blur_matches_opencv_for_any_sigma():
+    x = np.random.default_rng(0).random((200, 300)).astype(np.float32)
+    x = cv2.GaussianBlur(x, (0, 0), 3)  # smooth input: the pyramid path is exact up to resampling
+    for sigma in (2.0, 20.0):
+        ref = cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        assert np.abs(gaussian_blur(x, sigma) - ref)[20:-20, 20:-20].max() < 0.02
+    assert np.isfinite(gaussian_blur(x, 1e9)).all()
+
+
+def test_guided_filter_smooths_but_keeps_the_guide_edges():
+    guide = np.zeros((40, 60), np.float32)
+    guide[:, 30:] = 1.0
+    rng = np.random.default_rng(0)
+    src = (guide * 2 + 1 + rng.normal(0, 0.1, guide.shape)).astype(np.float32)  # a noisy step on the same edge
+    out = guided_filter(guide, src, np.ones_like(src), radius=5)
+    assert np.abs(out[:, 28] - 1).max() < 0.1 and np.abs(out[:, 31] - 3).max() < 0.1  # edge kept
+    assert out[:, 5:25].std() < 0.5 * src[:, 5:25].std()  # noise smoothed
+
+
+def test_push_pull_and_fill_take_weak_values_from_the_strong_ones():
+    values = np.tile(np.linspace(1.0, 2.0, 64, dtype=np.float32), (32, 1))
+    weight = np.ones_like(values)
+    weight[:, 20:44] = 0.0
+    corrupted = values.copy()
+    corrupted[:, 20:44] = 5.0  # garbage where there is no evidence
+    filled = push_pull(corrupted, weight)
+    assert np.abs(filled[:, 20:44] - values[:, 20:44]).max() < 0.4
+    assert np.abs(filled[:, :18] - values[:, :18]).max() < 1e-5  # trusted values are kept
+    out = fill_weak(corrupted, weight, np.full_like(values, 0.5), sigma=2.0)
+    assert np.abs(out - values).max() < 0.4

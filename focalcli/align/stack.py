@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 from collections.abc import Callable
-
-import torch
+from concurrent.futures import ThreadPoolExecutor
 
 from focalcli.align.register import AlignConfig, FrameReader, Registration, register_stack
 from focalcli.align.warp import valid_box, warp_frame
@@ -23,6 +23,7 @@ from focalcli.io.stack import FocalStack, StackFolder, scan_stack, write_stack_j
 __all__ = ["TRANSFORMS_JSON", "align_folder", "align_stack", "check_registration"]
 
 TRANSFORMS_JSON = "transforms.json"
+FRAME_CACHE_BYTES = 256 * 2**20  # stacks up to this size (decoded) are decoded once and kept for the warping pass
 Progress = Callable[[int, int], None]
 
 
@@ -70,16 +71,18 @@ def align_stack(stack: StackFolder | FocalStack, config: AlignConfig | None = No
     Raises:
         InputError: a frame cannot be registered (without ``skip_bad``), or the stack cannot be read.
     """
+    import torch
+
     n = len(stack)
 
     def reg_progress(done: int, _: int) -> None:
         if progress is not None:
             progress(done, 2 * n)
 
-    reg = register_stack(stack, config, progress=reg_progress)
+    reader = FrameReader(stack, cache_bytes=FRAME_CACHE_BYTES)  # small stacks: decode each frame once
+    reg = register_stack(stack, config, progress=reg_progress, reader=reader)
     keep = check_registration(reg, skip_bad=skip_bad, hint="drop them with `focal align --skip-bad`")
     x, y, w, h = _box(reg, keep, crop)
-    reader = FrameReader(stack)
     frames = torch.empty(len(keep), 3, h, w)  # (N', 3, H', W')
     for j, i in enumerate(keep):
         image = reader.read(i)
@@ -132,18 +135,23 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
         if progress is not None:
             progress(done, 2 * n)
 
-    reg = register_stack(sf, config, progress=reg_progress)
+    reader = FrameReader(sf, cache_bytes=FRAME_CACHE_BYTES)  # small stacks: decode each frame once
+    reg = register_stack(sf, config, progress=reg_progress, reader=reader)
     keep = check_registration(reg, skip_bad=skip_bad)
     box = _box(reg, keep, crop)
     names = [sf.relative_names[i] for i in keep]  # frames in sub-folders keep them: equal file names never collide
-    reader = FrameReader(sf)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out) as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque = deque()  # frames being encoded while the next one is warped (at most two held)
         for j, (i, name) in enumerate(zip(keep, names, strict=True)):
             image = warp_frame(reader.read(i), reg.frames[i], box)
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            write_image(tmp / name, image, bit_depth=sf.info.bit_depth)
+            pending.append(pool.submit(write_image, tmp / name, image, bit_depth=sf.info.bit_depth))
+            if len(pending) > 2:
+                pending.popleft().result()
             if progress is not None:
                 progress(n + j + 1, n + len(keep))
+        while pending:
+            pending.popleft().result()
         distances = [sf.focus_distances_m[i] for i in keep] if sf.focus_distances_m else None
         aligned = {"source": str(sf.path), "reference": sf.names[reg.reference], "model": reg.model,
                    "crop": list(box)}
@@ -172,7 +180,7 @@ def _distances(stack: StackFolder | FocalStack) -> list[float] | None:
     fd = stack.focus_distances_m
     if fd is None:
         return None
-    return fd.tolist() if isinstance(fd, torch.Tensor) else list(fd)
+    return fd.tolist() if hasattr(fd, "tolist") else list(fd)  # a tensor (FocalStack) or a tuple (StackFolder)
 
 
 def _dumps(transforms: dict) -> str:

@@ -25,6 +25,7 @@ def align(
     as_json: bool = json_option(),
 ) -> None:
     """Align the frames of a raw focal stack to one reference frame."""
+    con.no_blas_threads()
     from focalcli.align import MODELS, AlignConfig, align_folder
 
     if model not in MODELS:

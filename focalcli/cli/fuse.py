@@ -19,6 +19,7 @@ def fuse(
     as_json: bool = json_option(),
 ) -> None:
     """Fuse a focal stack into one all-in-focus image (Laplacian-pyramid fusion)."""
+    con.no_blas_threads()
     from focalcli.focus.classic import all_in_focus
     from focalcli.focus.measures import MEASURES
     from focalcli.io.atomic import check_output

@@ -15,6 +15,7 @@ def info(
     as_json: bool = json_option(),
 ) -> None:
     """Show the frames, size, bit depth, focus distances and camera of a stack folder."""
+    con.no_blas_threads()
     from focalcli.io.stack import scan_stack
 
     sf = scan_stack(stack)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -28,13 +29,17 @@ def predict(
     max_size: int = typer.Option(512, "--max-size", min=32, help="Model working resolution: longest side (px)."),
     measure: str = typer.Option("laplacian", "--measure", help="Focus measure: laplacian, tenengrad, variance."),
     window: int | None = typer.Option(None, "--window", min=3, help="Focus-measure window (px); default by size."),
-    smooth: float = typer.Option(0.0, "--smooth", min=0.0, help="Confidence-weighted smoothing sigma (px)."),
+    smooth: float | None = typer.Option(None, "--smooth", min=0.0, help="Scale (px) of the confidence-guided, "
+                                        "edge-aware filling of weak (textureless) pixels from their surroundings; "
+                                        "default 1% of the short side; 0 = the raw per-pixel estimate."),
     align: bool = typer.Option(False, "--align", help="Register the frames first (as `focal align`, uncropped)."),
     depth_format: str = typer.Option("png", "--format", help="Batch only: depth file format (png, npy, tiff)."),
     overwrite: bool = overwrite_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Estimate depth from a focal stack (metres when focus distances are known, else frame-index units)."""
+    if method == "classic":
+        con.no_blas_threads()
     from focalcli import predict as lib
 
     if method not in lib.METHODS:
@@ -44,6 +49,10 @@ def predict(
 
     if measure not in MEASURES:
         raise typer.BadParameter(f"use one of {', '.join(MEASURES)}", param_hint="--measure")
+    if smooth is not None and not math.isfinite(smooth):
+        from focalcli.errors import ConfigError
+
+        raise ConfigError(f"--smooth must be a finite number >= 0, got {smooth}")
     if method == "classic":
         options = {"measure": measure, "window": window, "smooth": smooth, "align": align}
     else:

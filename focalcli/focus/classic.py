@@ -1,39 +1,69 @@
 """The classical pipeline in one pass over the frames: decode, focus measure, peak tracking, pyramid fusion.
 
-Decoding the next frame runs in a background thread (OpenCV releases the GIL) while the current one is processed.
+The next frames are decoded in background threads (OpenCV releases the GIL) while the current one is processed.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from focalcli.focus.depth import DepthResult, PeakTracker, peak_to_depth, positions_from_distances, smooth_by_confidence
+from focalcli.errors import InputError
+from focalcli.focus.depth import (
+    DepthResult,
+    PeakTracker,
+    confidence_from_snr,
+    fill_weak,
+    noise_floor,
+    peak_to_depth,
+    positions_from_distances,
+)
 from focalcli.focus.fuse import PyramidFuser
-from focalcli.focus.measures import MEASURES, auto_window, focus_measure, to_gray
-from focalcli.io.images import to_float
+from focalcli.focus.measures import MEASURES, estimate_noise, focus_energy, presmooth_sigma, to_gray, windowed
+from focalcli.io.images import decode_image, to_float
 from focalcli.io.stack import FocalStack, StackFolder
 
-__all__ = ["all_in_focus", "depth_from_focus"]
+__all__ = ["ClassicScales", "all_in_focus", "classic_scales", "depth_from_focus"]
 
 Progress = Callable[[int, int], None]  # (frames done, total)
+_DECODERS = 4  # frames decoded ahead, in parallel (at most the number of cores)
+
+
+def _decode(path: Path, height: int, width: int) -> np.ndarray:
+    img = decode_image(path)
+    if img.shape[:2] != (height, width):
+        raise InputError(f"{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's {width}x{height} "
+                         "(align or resize the frames first)")
+    return img
 
 
 def _frames(stack: FocalStack | StackFolder) -> Iterator[np.ndarray]:
-    """HxWx3 frames near to far: float32 from memory, native uint8/uint16 from disk (converted by the consumer,
-    outside the decoding thread's critical path)."""
+    """HxWx3 frames near to far: float32 from memory, native uint8/uint16 from disk (converted by the consumer).
+
+    From disk, the next ``_DECODERS`` frames are decoded in background threads (image codecs release the GIL), so
+    several cores decode while this thread measures; memory holds at most that many frames ahead.
+    """
     if isinstance(stack, FocalStack):
         for f in stack.frames:
             yield np.ascontiguousarray(f.permute(1, 2, 0).float().cpu().numpy())
         return
-    it = stack.iter_frames(native=True)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(next, it, None)
-        while (item := nxt.result()) is not None:
-            nxt = pool.submit(next, it, None)
-            yield item[1]
+    paths, h, w = stack.frame_paths, stack.info.height, stack.info.width
+    workers = max(1, min(_DECODERS, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque(pool.submit(_decode, p, h, w) for p in paths[:workers])
+        for k in range(len(paths)):
+            img = pending.popleft().result()
+            if k + workers < len(paths):
+                pending.append(pool.submit(_decode, paths[k + workers], h, w))
+            yield img
 
 
 def _meta(stack: FocalStack | StackFolder) -> tuple[int, int, int, list[float] | None]:
@@ -45,54 +75,137 @@ def _meta(stack: FocalStack | StackFolder) -> tuple[int, int, int, list[float] |
     return len(stack), stack.info.height, stack.info.width, (list(fd) if fd is not None else None)
 
 
-def _run(stack, *, measure: str, window: int | None, smooth: float, depth: bool, aif: bool,
+REFERENCE_SHORT_SIDE = 480  # px; the default windows below are for images of this short side and scale with it
+LARGE_WINDOW = 8.0  # large-window sigma (px at the reference size): enough texture even in sparse regions
+SMALL_WINDOW = 0.25  # small-window sigma as a fraction of the large one: sharp depth edges where texture is dense
+FILL_SIGMA = 0.01  # default --smooth, as a fraction of the short side
+BLEND_SNR = 4.0  # focus-energy SNR at which the small window's peak gets half the weight
+
+
+@dataclass(frozen=True)
+class ClassicScales:
+    """Pixel scales of one run of the classic method (derived from the image size, noise and options)."""
+
+    presmooth: float  # Gaussian sigma before the focus operator (px)
+    small: float  # small-window sigma (px)
+    large: float  # large-window sigma (px)
+    levels: int  # the large window runs on a copy downsampled this many times (2x each)
+    large_rest: float  # Gaussian sigma applied at that level (px of the downsampled copy)
+    fill: float  # sigma of the fill of weak pixels (px); 0 = raw per-pixel estimate
+
+
+def classic_scales(height: int, width: int, *, noise: float, window: int | None, smooth: float | None) -> ClassicScales:
+    """The pixel scales for an image: windows grow with the image, pre-smoothing with the noise.
+
+    ``window`` (a box side in px, as in older versions) sets the large window to the Gaussian of the same standard
+    deviation (side / sqrt(12)), and the small one to a quarter of it; ``smooth`` None picks ``FILL_SIGMA`` of the
+    short side.
+    """
+    short, long = min(height, width), max(height, width)
+    scale = short / REFERENCE_SHORT_SIDE
+    large = window / math.sqrt(12.0) if window else max(2.0, LARGE_WINDOW * scale)
+    large = min(large, float(long))  # a wider window is the whole image anyway (and would be slow)
+    small = max(1.0, SMALL_WINDOW * large)
+    levels = 0
+    while large / 2 ** (levels + 1) >= 1.5 and short / 2 ** (levels + 1) >= 16:
+        levels += 1
+    done = small * small + (4**levels - 1) / 3  # variance already applied: small window, then pyrDown steps
+    rest = math.sqrt(max(large * large - done, 0.25)) / 2**levels
+    fill = max(1.0, FILL_SIGMA * short) if smooth is None else min(float(smooth), 2.0 * long)
+    return ClassicScales(presmooth_sigma(noise), small, large, levels, rest, fill)
+
+
+def _down(x: np.ndarray, levels: int) -> np.ndarray:
+    for _ in range(levels):
+        x = cv2.pyrDown(x)
+    return x
+
+
+def _run(stack, *, measure: str, window: int | None, smooth: float | None, depth: bool, aif: bool,
          progress: Progress | None) -> DepthResult:
     if measure not in MEASURES:
         raise ValueError(f"unknown focus measure {measure!r}; use one of {', '.join(MEASURES)}")
+    if smooth is not None and not (math.isfinite(smooth) and smooth >= 0):
+        raise ValueError(f"smooth must be a finite number >= 0, got {smooth}")
     n, h, w, distances = _meta(stack)
-    window = window or auto_window(h, w)
-    tracker = PeakTracker()
+    small, large = PeakTracker(), PeakTracker()
     fuser = PyramidFuser(h, w) if aif else None
+    scales = guide = at_large = None
     for i, frame in enumerate(_frames(stack)):
-        if fuser is None and frame.dtype != np.float32:  # depth only: scale the gray image, not three channels
-            gray = to_gray(frame.astype(np.float32))
+        if fuser is None and frame.dtype != np.float32:
+            # depth only: gray in the native type, then scale one channel instead of three (rounding 8-bit gray to
+            # whole levels adds noise of std 0.3 level, far below a camera's)
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
             gray *= 1.0 / np.iinfo(frame.dtype).max
         else:
             frame = to_float(frame)
             gray = to_gray(frame)
-        m = focus_measure(gray, measure, window)
+        if scales is None:  # the first frame (nearest focus, mostly defocused) sets the noise level
+            scales = classic_scales(h, w, noise=estimate_noise(gray), window=window, smooth=smooth)
+        m = windowed(focus_energy(gray, measure, scales.presmooth), scales.small)  # (H, W)
         if depth:
-            tracker.update(m)
+            better = small.update(m)
+            m_large = cv2.GaussianBlur(_down(m, scales.levels), (0, 0), scales.large_rest,
+                                       borderType=cv2.BORDER_REFLECT)  # (H / 2^L, W / 2^L)
+            better_large = large.update(m_large)
+            if i == 0:
+                guide, at_large = gray.copy(), m.copy()
+            else:
+                cv2.copyTo(gray, better, guide)  # all-in-focus gray: the guide of the fill
+                if scales.levels:
+                    better_large = cv2.resize(better_large, (w, h), interpolation=cv2.INTER_NEAREST)
+                cv2.copyTo(m, better_large, at_large)  # small-window energy at the large window's best frame
         if fuser is not None:
             fuser.update(frame, m)
         if progress is not None:
             progress(i + 1, n)
     fused = fuser.result() if fuser is not None else None
+    fuser = None  # its pyramids are not needed any more: keep the peak memory down
     if not depth:
         return DepthResult(depth=np.zeros((h, w), np.float32), confidence=np.zeros((h, w), np.float32),
                            units="m" if distances else "frame_index", aif=fused)
     positions = positions_from_distances(distances, n)
-    peak, confidence = tracker.result(positions)
-    peak = smooth_by_confidence(peak, confidence, smooth)
+    peak = large.peak(positions)
+    large = None
+    if scales.levels:
+        peak = cv2.resize(peak, (w, h), interpolation=cv2.INTER_LINEAR)
+    floor = noise_floor(small.low, small.best)
+    strong = confidence_from_snr(small.best, small.low, floor, BLEND_SNR, 2.0)  # the small window's peak is usable
+    confidence = confidence_from_snr(np.maximum(small.best, at_large), small.low, floor)
+    # blend: the small window's peak where it is trustworthy, else the large window's (more texture)
+    peak += strong * (small.peak(positions) - peak)
+    small = at_large = None
+    if scales.fill > 0:
+        peak = fill_weak(peak, confidence, guide, scales.fill)
     d, units = peak_to_depth(peak, distances)
     return DepthResult(depth=d, confidence=confidence, units=units, aif=fused)
 
 
 def depth_from_focus(stack: FocalStack | StackFolder, *, measure: str = "laplacian", window: int | None = None,
-                     smooth: float = 0.0, aif: bool = False, progress: Progress | None = None) -> DepthResult:
+                     smooth: float | None = None, aif: bool = False, progress: Progress | None = None) -> DepthResult:
     """Depth (and optionally the all-in-focus image) of a stack by the classical method.
+
+    Per frame: gray image, Gaussian pre-smoothing (1 px, more for noisy stacks), focus energy, averaged over a small
+    and a large Gaussian window (both scale with the image: sigma 2 and 8 px at 480 px short side). Per pixel: the
+    sub-frame peak of each (log-parabola in diopters), blended by the small window's confidence; then weak pixels
+    are filled from their surroundings (``focus.depth.fill_weak``) unless ``smooth`` is 0.
 
     Args:
         stack: a ``FocalStack`` (in memory) or a ``StackFolder`` (streamed from disk, one frame at a time).
         measure: focus measure, one of ``focalcli.focus.measures.MEASURES``.
-        window: focus-measure window in pixels; None picks one from the image size.
-        smooth: sigma in pixels of a confidence-weighted smoothing of the peak map (0 = off).
+        window: large focus-measure window in pixels (a box side; the Gaussian used has the same spread); None picks
+            one from the image size.
+        smooth: scale in pixels of the confidence-guided, edge-aware fill of weak pixels; None = 1% of the short
+            side; 0 = off (the raw per-pixel estimate).
         aif: also fuse the all-in-focus image (same pass over the frames).
         progress: called with ``(frames done, total)`` after each frame.
 
     Returns:
         ``DepthResult`` with HxW maps the size of the frames: metres when the stack has focus distances, else
         1-based frame-index units.
+
+    Raises:
+        ValueError: unknown measure, or ``smooth`` negative or not finite.
     """
     return _run(stack, measure=measure, window=window, smooth=smooth, depth=True, aif=aif, progress=progress)
 

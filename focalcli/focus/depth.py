@@ -1,9 +1,18 @@
-"""Classical depth from focus: per-pixel peak of the focus measure across the stack.
+"""Classical depth from focus: per-pixel peak of the focus measure across the stack, then filling of weak pixels.
 
-The peak is refined below the frame spacing by fitting a parabola to the log focus measure at the best frame and
-its two neighbours (a Gaussian focus curve), in diopter space (1 / focus distance), where defocus blur is linear.
-With known focus distances depth comes out in metres; without them in frame-index units, 1-based (1 = nearest
-frame, N = farthest), which every output's metadata states.
+Peak: the best frame, refined below the frame spacing by the vertex of the parabola through the log focus measure
+at the best frame and its two neighbours (a Gaussian focus curve), in diopter space (1 / focus distance), where
+defocus blur is linear. With known focus distances depth comes out in metres; without them in frame-index units,
+1-based (1 = nearest frame, N = farthest), which every output's metadata states.
+
+Confidence: how far a pixel's best focus energy rises above its own most-defocused energy, in units of the stack's
+noise floor (the median of that most-defocused energy over the image): ``snr^2 / (snr^2 + c^2)`` in [0, 1].
+
+Filling (``fill_weak``): textureless pixels have no focus peak of their own, and their argmax is whatever frame the
+noise or a neighbour's blurred edge favours, often the nearest or the farthest. Their depth is taken from their
+surroundings instead: a confidence-weighted Gaussian average (normalised convolution), a push-pull pyramid for
+regions too large for it, then a confidence-weighted guided filter (He et al.) with the all-in-focus gray image as
+guide, so depth edges follow image edges. All of it works on the peak axis (diopters), where blur is linear.
 
 Frames are consumed one at a time, so memory stays at a few HxW maps whatever the stack length.
 """
@@ -18,11 +27,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["DepthResult", "PeakTracker", "peak_to_depth", "positions_from_distances", "smooth_by_confidence"]
+from focalcli.focus.measures import gaussian_blur, quantile
+
+__all__ = ["DepthResult", "PeakTracker", "confidence_from_snr", "fill_weak", "guided_filter", "noise_floor",
+           "peak_to_depth", "positions_from_distances", "push_pull"]
 
 _EPS = 1e-12
 _ROWS = 256  # row block for the per-pixel refinement
-_NOISE_FACTOR = 4.0  # in-focus energy must clear this many noise floors to count as evidence
+CONFIDENCE_SNR = 4.0  # focus-energy SNR at which confidence is 1/2 (measured on the validation stacks)
+CONFIDENCE_POWER = 2.0  # steepness of the confidence curve around CONFIDENCE_SNR
+_GUIDED_EPS = 1e-3  # guided-filter regulariser (gray levels^2): below it, guide variation is treated as flat
+_GUIDED_FLOOR = 0.05  # weight of the weakest pixel in the guided filter, so every window has some support
+_FILL_DENSITY = 0.1  # below this local confidence density the push-pull fill takes over
 
 
 @dataclass
@@ -31,8 +47,8 @@ class DepthResult:
 
     Attributes:
         depth: HxW float32; metres when ``units == "m"``, else 1-based frame-index units.
-        confidence: HxW float32 in [0, 1]; how peaked the focus curve is (0 = no evidence); None where a method
-            has no such measure.
+        confidence: HxW float32 in [0, 1]; how clearly the pixel's own focus curve peaks (0 = no evidence, its
+            depth came from the surroundings); None where a method has no such measure.
         units: ``"m"``, ``"frame_index"`` (classic without focus distances) or ``"relative"`` (a learned model
             without focus distances).
         aif: HxWx3 float32 all-in-focus image in [0, 1], when it was asked for.
@@ -58,7 +74,8 @@ def positions_from_distances(distances_m: Sequence[float] | None, n: int) -> np.
 class PeakTracker:
     """Streams focus-measure maps (near to far) and keeps, per pixel, the best frame and its neighbours' values.
 
-    Call ``update(measure)`` once per frame, then ``result(positions)``.
+    Call ``update(measure)`` once per frame, then ``peak(positions)``. ``low`` is each pixel's weakest response (its
+    noise floor where nothing is in focus).
     """
 
     def __init__(self):
@@ -71,75 +88,154 @@ class PeakTracker:
         if i == 0:
             self.best = m.copy()
             self.index = np.zeros(m.shape, np.int32)
+            self._frame = np.empty(m.shape, np.int32)  # filled with the frame number: the source of masked copies
             self.prev = m.copy()  # measure at best - 1 (equal to best at the first frame: no left neighbour)
             self.next = m.copy()  # measure at best + 1 (filled when that frame arrives)
-            self.total = m.astype(np.float32, copy=True)
-            self.low = m.copy()  # weakest response over the stack: the noise floor where nothing is in focus
+            self.low = m.copy()
             self.last = m
             return np.full(m.shape, 255, np.uint8)
         # OpenCV masked copies: numpy's boolean-masked writes are ~20x slower on scattered masks
         cv2.copyTo(m, cv2.compare(self.index, float(i - 1), cv2.CMP_EQ), self.next)
         better = cv2.compare(m, self.best, cv2.CMP_GT)  # uint8, 255 where this frame is the new best
         cv2.copyTo(m, better, self.best)
-        cv2.copyTo(np.full_like(self.index, i), better, self.index)
+        self._frame.fill(i)
+        cv2.copyTo(self._frame, better, self.index)
         cv2.copyTo(self.last, better, self.prev)
         cv2.copyTo(m, better, self.next)  # no right neighbour yet: a flat top until one arrives
-        self.total += m
         np.minimum(self.low, m, out=self.low)
         self.last = m
         return better
 
-    def result(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sub-frame peak position on the ``positions`` axis, and the confidence.
+    def peak(self, positions: np.ndarray) -> np.ndarray:
+        """Sub-frame peak position on the ``positions`` axis: HxW float32 in axis units.
 
         Args:
             positions: (N,) axis value of each frame (diopters or indices), monotonic.
-
-        Returns:
-            ``(peak HxW float32 in axis units, confidence HxW float32 in [0, 1])``.
         """
         positions = np.asarray(positions, np.float32)
         peak = np.empty(self.best.shape, np.float32)
-        confidence = np.empty(self.best.shape, np.float32)
-        # noise floor: the typical energy of a pixel's most defocused frame (sensor noise, JPEG artefacts)
-        floor = _NOISE_FACTOR * float(np.median(self.low.ravel()[:: max(1, self.low.size // 65536)])) + _EPS
+
         def block(r: int) -> None:
             rows = slice(r, r + _ROWS)
-            peak[rows], confidence[rows] = self._refine(positions, rows, floor)
+            peak[rows] = self._refine(positions, rows)
 
         # row blocks keep the temporaries small for large frames; numpy releases the GIL, so threads use every core
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             list(pool.map(block, range(0, peak.shape[0], _ROWS)))
-        return peak, confidence
+        return peak
 
-    def _refine(self, positions: np.ndarray, rows: slice, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    def _refine(self, positions: np.ndarray, rows: slice) -> np.ndarray:
         n, k = self.count, self.index[rows]
-        best = self.best[rows]
         x1 = positions[k]
         x0 = positions[np.maximum(k - 1, 0)]
         x2 = positions[np.minimum(k + 1, n - 1)]
-        y0, y1, y2 = (np.log(v + np.float32(1e-20)) for v in (self.prev[rows], best, self.next[rows]))
+        y0, y1, y2 = (np.log(v + np.float32(1e-20)) for v in (self.prev[rows], self.best[rows], self.next[rows]))
         # vertex of the parabola through (x0, y0), (x1, y1), (x2, y2); unequal spacing allowed
         num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
         den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
         ok = (k > 0) & (k < n - 1) & (den != 0)
         vertex = x1 - 0.5 * num / np.where(ok, den, 1.0)
-        peak = np.clip(np.where(ok, vertex, x1), np.minimum(x0, x2), np.maximum(x0, x2))
-        mean = self.total[rows] / n
-        excess = np.maximum(best - mean, 0.0)  # in-focus energy above the stack's average
-        peakedness = excess / (best + _EPS) * n / (n - 1)  # 0 for a flat focus curve, 1 for a single-frame peak
-        confidence = np.clip(peakedness * excess / (excess + floor), 0.0, 1.0)
-        return peak, confidence
+        return np.clip(np.where(ok, vertex, x1), np.minimum(x0, x2), np.maximum(x0, x2))
 
 
-def smooth_by_confidence(values: np.ndarray, confidence: np.ndarray, sigma: float) -> np.ndarray:
-    """Normalised convolution: a Gaussian average of ``values`` weighted by ``confidence`` (fills weak regions)."""
-    if sigma <= 0:
-        return values
-    w = confidence.astype(np.float32) + 1e-6
-    num = cv2.GaussianBlur(values * w, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    den = cv2.GaussianBlur(w, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    return num / den
+def noise_floor(low: np.ndarray, best: np.ndarray) -> float:
+    """The stack's focus-energy noise floor: the median over the image of each pixel's weakest energy.
+
+    Never zero: a noise-free synthetic stack gets a floor far below its textured pixels' energy.
+    """
+    step = max(1, low.size // 65536)
+    floor = quantile(low.ravel()[::step], 0.5)
+    return max(floor, 1e-6 * quantile(best.ravel()[::step], 0.9), _EPS)
+
+
+def confidence_from_snr(energy: np.ndarray, low: np.ndarray, floor: float, snr: float | None = None,
+                        power: float | None = None) -> np.ndarray:
+    """``s^p / (s^p + c^p)`` with ``s = (energy - low) / floor``: 0 without a rise above the floor, 1 far above.
+
+    ``c`` = ``snr`` (default ``CONFIDENCE_SNR``), ``p`` = ``power`` (default ``CONFIDENCE_POWER``).
+    """
+    snr = CONFIDENCE_SNR if snr is None else snr
+    power = CONFIDENCE_POWER if power is None else power
+    s = np.maximum(energy - low, 0.0) * np.float32(1.0 / (floor * snr))
+    s = s**power
+    return (s / (s + np.float32(1.0))).astype(np.float32)
+
+
+def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Fill by a push-pull pyramid (Gortler et al. 1996): weighted means, coarser where the weights run out.
+
+    Shape:
+        values, weight: ``(H, W)`` float32, weight >= 0 (1 = fully trusted); returns ``(H, W)`` float32.
+    """
+    levels = [(values * weight, weight.astype(np.float32))]
+    while min(levels[-1][1].shape) > 2:
+        a, b = levels[-1]
+        a, b = cv2.pyrDown(a) * 4.0, cv2.pyrDown(b) * 4.0  # sums over each coarse pixel's footprint
+        clamp = np.minimum(1.0, 1.0 / np.maximum(b, _EPS))  # a coarse pixel with weight >= 1 is fully trusted
+        levels.append((a * clamp, b * clamp))
+    a, b = levels[-1]
+    est = a / np.maximum(b, _EPS)
+    if not (b > 0).any():
+        est = np.full_like(a, float(values.mean()))
+    for a, b in reversed(levels[:-1]):
+        up = cv2.resize(est, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_LINEAR)
+        trust = np.minimum(b, 1.0)
+        est = a * (trust / np.maximum(b, _EPS)) + (1.0 - trust) * up
+    return est.astype(np.float32)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, weight: np.ndarray, radius: int,
+                  eps: float = _GUIDED_EPS) -> np.ndarray:
+    """Confidence-weighted guided filter: ``src`` smoothed within windows, keeping the edges of ``guide``.
+
+    In each ``(2r+1)^2`` window, ``src ~ a * guide + b`` is fitted by least squares weighted by ``weight`` (with
+    ``eps`` damping ``a``); every pixel then averages the fits of the windows that cover it (He et al. 2013).
+
+    Shape:
+        guide, src, weight: ``(H, W)`` float32; returns ``(H, W)`` float32.
+    """
+    h, w = src.shape
+    radius = int(max(1, min(radius, max(h, w))))
+    ksize = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, cv2.CV_32F, ksize, borderType=cv2.BORDER_REFLECT)
+
+    sw = box(weight) + np.float32(_EPS)
+    wi = weight * guide
+    mean_i = box(wi) / sw
+    mean_p = box(weight * src) / sw
+    cov = box(wi * src) / sw - mean_i * mean_p
+    var = box(wi * guide) / sw - mean_i * mean_i
+    a = cov / (np.maximum(var, 0.0) + np.float32(eps))
+    b = mean_p - a * mean_i
+    return box(a) * guide + box(b)
+
+
+def fill_weak(values: np.ndarray, confidence: np.ndarray, guide: np.ndarray, sigma: float) -> np.ndarray:
+    """Replace weak (low-confidence) values by their surroundings', edge-aware; strong ones barely change.
+
+    Args:
+        values: HxW float32 peak positions (diopters or frame index).
+        confidence: HxW float32 in [0, 1].
+        guide: HxW float32 all-in-focus gray image in [0, 1].
+        sigma: scale of the fill in pixels (the normalised convolution's sigma; the guided filter's radius is
+            twice it). Values beyond the image size act as the image size.
+
+    Returns:
+        HxW float32, within the range of ``values``.
+    """
+    h, w = values.shape
+    sigma = float(min(max(sigma, 0.5), 2.0 * max(h, w)))
+    weight = confidence.astype(np.float32)
+    density = gaussian_blur(weight, sigma)
+    local = gaussian_blur(values * weight, sigma) / (density + np.float32(_EPS))
+    sparse = density < _FILL_DENSITY
+    if sparse.any():  # regions too large for the Gaussian: fill them from their borders, coarse to fine
+        t = np.clip(density * (1.0 / _FILL_DENSITY), 0.0, 1.0)
+        local = t * local + (1.0 - t) * push_pull(values, weight)
+    out = guided_filter(guide, local, weight + np.float32(_GUIDED_FLOOR), round(2 * sigma))
+    return np.clip(out, float(values.min()), float(values.max()))
 
 
 def peak_to_depth(peak: np.ndarray, distances_m: Sequence[float] | None) -> tuple[np.ndarray, str]:

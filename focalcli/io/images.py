@@ -21,8 +21,8 @@ import numpy as np
 from focalcli.errors import InputError, OutputError
 from focalcli.io.atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "MIN_FRAME_SIDE", "ImageInfo", "decode_image", "imwrite", "open_pil", "probe_image",
-           "read_image", "to_float", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "MIN_FRAME_SIDE", "ImageInfo", "decode_image", "has_exif", "imwrite", "open_pil",
+           "probe_image", "read_image", "to_float", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp")
 _JPEG = (".jpg", ".jpeg")
@@ -162,6 +162,12 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
         InputError: the file is not an image.
     """
     p = Path(path)
+    png = _png_header(p)
+    if png is not None and not png[4]:  # a PNG without EXIF: its IHDR chunk says it all, no need for Pillow
+        w, h, bits, channels, _ = png
+        if w * h > _MAX_PIXELS:
+            raise InputError(f"{p}: the header declares an image too large to read ({w}x{h} pixels)")
+        return ImageInfo(width=w, height=h, channels=channels, bit_depth=bits)
     with open_pil(p) as im:
         try:
             w, h = im.size
@@ -176,6 +182,43 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
     if mode in ("RGB", "RGBA") and p.suffix.lower() in (".png", ".tif", ".tiff"):
         bits = _png_tiff_bit_depth(im, p)
     return ImageInfo(width=w, height=h, channels=channels, bit_depth=bits)
+
+
+_MAX_PIXELS = 2 * 89_478_485  # Pillow's decompression-bomb limit (2 x Image.MAX_IMAGE_PIXELS), without Pillow
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels (a palette image reads as RGB)
+
+
+def _png_header(path: Path) -> tuple[int, int, int, int, bool] | None:
+    """``(width, height, bit depth, channels, has EXIF)`` of a PNG from its chunk headers; None if not a PNG.
+
+    Pillow's ``getexif`` on a PNG decodes every pixel to look for an ``eXIf`` chunk after the image data (~10 ms per
+    640x480 frame); walking the chunk headers (seeking past their data) finds it without decoding.
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                return None
+            ihdr = f.read(25)  # length, "IHDR", width, height, bit depth, colour type, 3 more bytes, CRC
+            if len(ihdr) < 25 or ihdr[4:8] != b"IHDR" or ihdr[17] not in _PNG_CHANNELS:
+                return None
+            w, h = int.from_bytes(ihdr[8:12], "big"), int.from_bytes(ihdr[12:16], "big")
+            bits, channels = (16 if ihdr[16] == 16 else 8), _PNG_CHANNELS[ihdr[17]]
+            while True:
+                head = f.read(8)
+                if len(head) < 8 or head[4:] == b"IEND":
+                    return w, h, bits, channels, False
+                if head[4:] == b"eXIf":
+                    return w, h, bits, channels, True
+                f.seek(int.from_bytes(head[:4], "big") + 4, 1)  # chunk data + CRC
+    except OSError:
+        return None
+
+
+def has_exif(path: str | os.PathLike) -> bool:
+    """Whether an image file may hold EXIF: False only when it certainly holds none (a PNG without ``eXIf``)."""
+    png = _png_header(Path(path))
+    return png is None or png[4]
 
 
 def _png_tiff_bit_depth(im, p: Path) -> int:

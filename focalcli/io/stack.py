@@ -20,9 +20,9 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_path
@@ -31,6 +31,7 @@ from focalcli.io.images import (
     MIN_FRAME_SIDE,
     ImageInfo,
     decode_image,
+    has_exif,
     open_pil,
     probe_image,
     read_image,
@@ -49,6 +50,9 @@ __all__ = [
     "write_stack",
     "write_stack_json",
 ]
+
+if TYPE_CHECKING:  # torch is imported where a FocalStack is built, so that the classic path starts without it
+    import torch
 
 STACK_JSON = "stack.json"
 _SIDECARS = {".json", ".txt", ".md", ".xmp", ".pp3", ".ini", ".db", ".csv", ".yaml", ".yml", ".toml", ""}
@@ -218,6 +222,8 @@ def _folder_images(folder: Path) -> list[Path]:
 
 def _exif_optics(path: Path) -> tuple[float | None, Camera]:
     """Focus distance (EXIF SubjectDistance, metres) and camera optics from one image's EXIF."""
+    if not has_exif(path):
+        return None, Camera()
     try:
         with open_pil(path) as im:
             width = im.size[0]
@@ -325,6 +331,8 @@ def read_stack(folder: str | os.PathLike) -> FocalStack:
     Raises:
         InputError: as ``scan_stack``, plus unreadable pixels.
     """
+    import torch
+
     sf = scan_stack(folder)
     frames = torch.stack([torch.from_numpy(img).permute(2, 0, 1) for _, img in sf.iter_frames()])  # (N, 3, H, W)
     fd = torch.tensor(sf.focus_distances_m, dtype=torch.float32) if sf.focus_distances_m else None

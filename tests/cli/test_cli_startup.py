@@ -1,0 +1,48 @@
+"""The classic commands start without importing torch (it costs over a second at every start)."""
+
+import json
+import subprocess
+import sys
+
+_SCRIPT = """
+import json, sys
+import focalcli
+from focalcli.cli.app import app
+assert "torch" not in sys.modules, "importing focalcli.cli.app loaded torch"
+for args in json.loads(sys.argv[1]):
+    try:
+        app(args)
+    except SystemExit as e:
+        assert e.code in (0, None), (args, e.code)
+    assert "torch" not in sys.modules, f"focal {' '.join(args)} loaded torch"
+print("no torch")
+"""
+
+
+def test_classic_commands_do_not_import_torch(plane_stack, tmp_path):
+    folder, _ = plane_stack
+    commands = [
+        ["--help"],
+        ["info", str(folder)],
+        ["predict", str(folder), "-o", str(tmp_path / "d.npy"), "--method", "classic", "--aif",
+         str(tmp_path / "aif.png"), "--confidence", str(tmp_path / "c.npy"), "--preview"],
+        ["fuse", str(folder), "-o", str(tmp_path / "fused.png")],
+        ["align", str(folder), "-o", str(tmp_path / "aligned")],
+    ]
+    r = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(commands)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "no torch" in r.stdout
+    assert (tmp_path / "d.npy").is_file() and (tmp_path / "aligned" / "stack.json").is_file()
+
+
+def test_lazy_package_exports():
+    import focalcli
+
+    assert "depth_from_focus" in dir(focalcli) and focalcli.read_stack.__module__ == "focalcli.io.stack"
+    try:
+        focalcli.no_such_name  # noqa: B018
+    except AttributeError as e:
+        assert "no_such_name" in str(e)
+    else:
+        raise AssertionError("unknown names must raise AttributeError")
