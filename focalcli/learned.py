@@ -52,7 +52,7 @@ def load_runner(weights: str | os.PathLike | None = None, *, device="cpu", preci
     """
     path = Path(weights) if weights is not None else default_weights()
     device = str(device)
-    if device == "auto" or device.startswith("cuda"):  # cpu needs no check, and no torch for the numpy backend
+    if device != "cpu":  # the CPU needs no check, and no torch for the numpy backend
         from focalcli.runtime import cuda_possible, resolve_device
 
         device = "cpu" if device == "auto" and not cuda_possible() else str(resolve_device(device))

@@ -40,6 +40,9 @@ def test_two_gloo_processes_match_one(tmp_path, monkeypatch):
                if "loss" in json.loads(line)] for r in ("one", "two")]
     assert len(losses[0]) == 4 and losses[1] == pytest.approx(losses[0], rel=1e-6)
     # Gradients agree to float round-off (summation order differs across ranks); AdamW turns round-off in
-    # near-zero gradient entries into steps of up to lr (1e-3) in size, hence the parameter tolerance.
+    # near-zero gradient entries into steps of up to lr (1e-3) in size: a few entries may move by a step or two,
+    # every other one agrees closely.
     for k in one["model"]:
-        torch.testing.assert_close(two["model"][k], one["model"][k], rtol=1e-3, atol=2e-4, msg=k)
+        diff = (two["model"][k] - one["model"][k]).abs()
+        assert float(diff.max()) <= 2 * cfg.lr * cfg.steps, k
+        assert float((diff > 2e-4).float().mean()) < 0.01, k

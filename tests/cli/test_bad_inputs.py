@@ -143,7 +143,7 @@ MODEL_FILES: dict[str, tuple[tuple, str]] = {
                         "parameters"),
     "depth 0 and hooks": ((T.model_with("m.st", config={"depth": 0, "hooks": []}),), "depth"),
     "mlp_ratio NaN": ((T.model_with("m.st", raw_config=json.dumps({**b.TINY, "mlp_ratio": "NaN"})),), "mlp_ratio"),
-    "unknown config key": ((T.model_with("m.st", config={"colour": "blue"}),), "unknown model config keys"),
+    "unknown config key": ((T.model_with("m.st", config={"colour": "blue"}),), "unknown key(s) colour"),
     "config not JSON": ((T.model_with("m.st", raw_config="{oops"),), "config"),
     "config a list": ((T.model_with("m.st", raw_config="[1, 2]"),), "JSON object"),
     "no config": ((T.model_with("m.st", drop_meta="config"),), "metadata lacks config"),
@@ -205,7 +205,8 @@ def _checkpoint_cases() -> Iterator[Case]:
         yield Case(f"export: {kind}", "export c.pt -o m.safetensors", 5, setup, fragment)
 
 
-TRAIN = "train -o r --device cpu --workers 0 --steps 1 --batch-size 1 --crop 16 --val-every 0 --data stacks:data"
+TRAIN = ("train -o r --device cpu --workers 0 --steps 1 --batch-size 1 --crop 16 --val-every 0 --data stacks:data "
+         "--model focdepthformer-tiny")
 TINY_TOML = "[model_options]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in b.TINY.items()
                                           if k != "focus_distance_aware")
 
@@ -373,8 +374,6 @@ def _output_cases() -> Iterator[Case]:
         ("predict: preview exists", "predict s -o d.png --preview", 6, (b.write("d_preview.png", "old"),),
          "exists already"),
         ("predict: two outputs, one name", "predict s -o d.png --aif d.png", 6, (), "share one file name"),
-        ("predict: --confidence with the model", "predict s -o d.png --method model --confidence c.png", 4, (),
-         "--confidence"),
         ("predict: --method magic", "predict s -o d.png --method magic", 2, (), ""),
         ("predict: --precision magic", "predict s -o d.png --method model --precision fp64", 2, (), ""),
         ("predict: --device cuda:x", "predict s -o d.png --method model --device gpu0", 4, (), "unknown device"),
@@ -417,8 +416,6 @@ def _batch_cases() -> Iterator[Case]:
                ("batch", b.write("out/s1/depth.png", "old")), "not the complete result")
     yield Case("batch predict: parent missing", "predict batch -o nope/out", 6, ("batch",), "does not exist")
     yield Case("batch predict: --format jpg", "predict batch -o out --format jpg", 2, ("batch",), "")
-    yield Case("batch predict: --confidence with the model", "predict batch -o out --method model --confidence c.png",
-               4, ("batch",), "--confidence")
 
 
 def _write_failure_cases() -> Iterator[Case]:
