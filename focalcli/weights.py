@@ -93,7 +93,7 @@ def _read_header(p: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
     if not p.is_file():
         raise ModelFileError(f"{p}: no such model file")
     try:
-        with safe_open(str(p), framework="pt") as f:
+        with safe_open(str(p), framework="numpy") as f:  # header only; "pt" would import torch
             meta = f.metadata() or {}
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError) as e:
