@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from focalcli.cli.app import app
@@ -81,3 +82,21 @@ def test_batch_model_confidence_is_refused_before_any_output(tiny_stack, plane_s
                             str(micro_weights), "--confidence", "c.npy"])
     assert_one_line_error(r, 4, "--method classic only")
     assert not (tmp_path / "out").exists()
+
+
+def test_device_errors_are_one_line(tiny_stack, tmp_path, micro_weights, monkeypatch):
+    base = ["predict", str(tiny_stack), "-o", str(tmp_path / "d.npy"), "--method", "model", "--weights",
+            str(micro_weights)]
+    assert_one_line_error(runner.invoke(app, [*base, "--device", "cpu", "--precision", "fp16"]), 4, "fp16 is for GPUs")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    assert_one_line_error(runner.invoke(app, [*base, "--device", "cuda:3"]), 4, "'cuda:3' does not exist")
+    monkeypatch.undo()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB. GPU 0 has a total capacity of "
+                                     "7.6 GiB\nmore lines")
+
+    monkeypatch.setattr("focalcli.models.focdepthformer.FocDepthFormer.forward", out_of_memory)
+    assert_one_line_error(runner.invoke(app, [*base, "--device", "cpu"]), 4, "out of memory on cpu")
+    assert not (tmp_path / "d.npy").exists()
