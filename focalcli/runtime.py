@@ -11,7 +11,7 @@ import torch
 
 from focalcli.errors import ConfigError, DeviceError
 
-__all__ = ["device_errors", "resolve_device", "seed_everything", "sync"]
+__all__ = ["device_errors", "ieee_fp32", "resolve_device", "seed_everything", "sync"]
 
 
 def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
@@ -83,3 +83,15 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA); a no-op elsewhere. For timings."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def ieee_fp32():
+    """Full float32 matmuls and convolutions inside the block: no TF32 (cuDNN uses TF32 for float32 convolutions
+    by default on Ampere and newer GPUs, ~1e-3 relative error), so float32 results on a GPU match the CPU's."""
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul

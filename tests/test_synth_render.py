@@ -3,7 +3,14 @@ import torch
 
 from focalcli.errors import ConfigError, InputError, ShapeError
 from focalcli.io.stack import Camera
-from focalcli.synth.render import SynthConfig, fill_depth, render_frames, render_sample, render_stack
+from focalcli.synth.render import (
+    SynthConfig,
+    add_sensor_noise,
+    fill_depth,
+    render_frames,
+    render_sample,
+    render_stack,
+)
 from focalcli.synth.sampling import SampleParams
 
 CAM = Camera(focal_length_mm=50.0, f_number=2.0, pixel_pitch_um=30.0)
@@ -135,6 +142,10 @@ def test_noise_seed_gives_the_same_noise_in_any_batch():
     c = render_frames(rgb, depth, fd, gain, config=cfg, noise_seed=torch.tensor([1, 2, 4]))
     torch.testing.assert_close(a[2], b[0], rtol=0, atol=1e-6)
     assert torch.equal(a[:2], c[:2]) and not torch.allclose(a[2], c[2])
+    x = torch.full((2, 3, 8, 8), 0.5)
+    noisy = add_sensor_noise(x, [0.0, 4e-4], [1e-2, 0.0], noise_seed=[1, 2])  # per-sample levels as lists
+    assert 0.006 < float((noisy[0] - 0.5).std()) < 0.014 and 0.008 < float((noisy[1] - 0.5).std()) < 0.02
+    assert torch.equal(add_sensor_noise(x, [0.0, 0.0], 0.0), x)
 
 
 def test_render_frames_rejects_bad_per_sample_arguments():

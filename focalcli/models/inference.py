@@ -10,7 +10,7 @@ from torch import nn
 
 from focalcli.errors import ConfigError, DeviceError
 from focalcli.models.focdepthformer import FocDepthFormer, ModelConfig
-from focalcli.runtime import device_errors
+from focalcli.runtime import device_errors, ieee_fp32
 
 __all__ = ["COMPILE_MODES", "PARTS", "PRECISIONS", "DepthPrediction", "autocast_context", "compile_mode",
            "count_parameters", "parameters_by_part", "predict_depth"]
@@ -111,7 +111,8 @@ def predict_depth(model: FocDepthFormer, frames: torch.Tensor, focus_distances_m
         model: the network (on any device; it ends on the frames' device).
         frames: ``(B, N, 3, H, W)`` float in [0, 1], near to far (computed in float32).
         focus_distances_m: ``(B, N)`` metres, or None (relative output).
-        precision: ``fp32``, ``bf16`` (autocast; CPU or GPU) or ``fp16`` (autocast; GPU only).
+        precision: ``fp32`` (true float32: TF32 is off on GPUs, so GPU and CPU agree), ``bf16`` (autocast; CPU or
+            GPU) or ``fp16`` (autocast; GPU only).
         compile: ``torch.compile`` the forward pass: False (eager), True (``reduce-overhead``, i.e. CUDA graphs, on
             CUDA; ``default`` elsewhere) or a mode name (see ``COMPILE_MODES``). Compiled once per model, device,
             precision and mode, and again for each new input shape: worth it for many stacks of one shape.
@@ -138,7 +139,8 @@ def predict_depth(model: FocDepthFormer, frames: torch.Tensor, focus_distances_m
         if any(p.device != device for p in model.parameters()):
             model.to(device)  # outside inference mode: the moved weights stay usable for training
         model.eval()
-        with torch.inference_mode(), tracing:
+        exact = ieee_fp32() if precision == "fp32" else contextlib.nullcontext()  # no TF32: matches the CPU
+        with torch.inference_mode(), tracing, exact:
             if mode in ("reduce-overhead", "max-autotune") and device.type == "cuda":
                 # CUDA graphs: a new run reuses the memory of the last run's outputs, so they are copied out
                 torch.compiler.cudagraph_mark_step_begin()

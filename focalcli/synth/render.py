@@ -110,8 +110,8 @@ def _per_sample(value, B: int, name: str, device: torch.device, dtype: torch.dty
 
 def add_sensor_noise(
     linear: torch.Tensor,
-    shot: float | torch.Tensor,
-    read: float | torch.Tensor,
+    shot: float | Sequence[float] | torch.Tensor,
+    read: float | Sequence[float] | torch.Tensor,
     generator: torch.Generator | None = None,
     *,
     noise_seed: torch.Tensor | None = None,
@@ -120,8 +120,8 @@ def add_sensor_noise(
 
     Args:
         linear: linear-light values, shape (B, ...).
-        shot: shot-noise variance per unit of signal, a float or one per sample (B,).
-        read: read-noise standard deviation, a float or one per sample (B,).
+        shot: shot-noise variance per unit of signal, a float or one per sample (B,) (sequence or tensor).
+        read: read-noise standard deviation, a float or one per sample (B,) (sequence or tensor).
         generator: source of ``n`` (``torch.randn``; the numbers depend on the device).
         noise_seed: one int64 seed per sample (B,): ``n`` from ``synth.noise.counter_normal``, the same on every
             device and independent of the batch; takes precedence over ``generator``.
@@ -132,7 +132,7 @@ def add_sensor_noise(
     B = linear.shape[0]
     shot_t = _per_sample(shot, B, "shot noise", linear.device, linear.dtype)  # (B,)
     read_t = _per_sample(read, B, "read noise", linear.device, linear.dtype)  # (B,)
-    if not isinstance(shot, torch.Tensor) and not isinstance(read, torch.Tensor) and shot <= 0 and read <= 0:
+    if not _noise_on(shot) and not _noise_on(read):
         return linear
     view = (B,) + (1,) * (linear.dim() - 1)
     std = torch.sqrt(shot_t.view(view) * linear.clamp_min(0) + read_t.view(view) ** 2)
