@@ -16,7 +16,8 @@ Figures (samples per second; one process, so a CPU rate is what one loader worke
 ``--virtual-width`` sets the pixel pitch of the on-device samples from a wider virtual image (36 mm sensor / width),
 for realistic blur on a small crop (0: the crop's width, as today's training stacks). Example (GPU)::
 
-    python -m focalcli.bench train --device cuda --model focdepthformer-small --crop 256 --batch-size 16 --frames 8
+    python -m focalcli.bench train --device cuda --model focdepthformer-small --crop 256 --batch-size 16 --frames 8 \
+        --virtual-width 1024 --cpu-samples 16
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def bench_train(
     virtual_width: int = typer.Option(0, "--virtual-width", min=0, help="On-device samples: width (px) of the "
                                       "virtual image that sets the pixel pitch (0: the crop)."),
     render: str = typer.Option("both", "--render", help="Pipelines to time: cpu, device or both."),
+    cpu_samples: int = typer.Option(0, "--cpu-samples", min=0, help="Samples rendered on the CPU for its rate "
+                                    "(0: every batch's; with --render both, the steps use the device's batches)."),
 ) -> None:
     """Samples per second of the data pipelines (CPU-rendered, device-rendered) and of full training steps."""
     import json
@@ -78,10 +81,13 @@ def bench_train(
     if render in ("cpu", "both"):
         ds = MixtureDataset([build_source(parse_data_spec(data), train=True)], [1.0], seed=0, crop=(crop, crop),
                             n_frames=(frames, frames))
+        count = cpu_samples or n_batches * batch_size
         t = time.perf_counter()
-        batches = [torch.utils.data.default_collate([ds[(s, j)] for j in range(batch_size)])
-                   for s in range(n_batches)]
-        out["data_samples_per_s"] = round(n_batches * batch_size / (time.perf_counter() - t), 2)
+        samples = [ds[(i // batch_size, i % batch_size)] for i in range(count)]
+        out["data_samples_per_s"] = round(count / (time.perf_counter() - t), 2)
+        if render == "cpu" or not cpu_samples:
+            batches = [torch.utils.data.default_collate(samples[i : i + batch_size])
+                       for i in range(0, len(samples) - batch_size + 1, batch_size)]
     prepared = []
     if render in ("device", "both"):
         t = time.perf_counter()
@@ -126,14 +132,21 @@ def bench_train(
                            batches)
             out["step_s"] = round(step_s, 4)
             out["train_samples_per_s"] = round(batch_size / step_s, 2)
-            out["workers_for_cpu_rendering"] = round(out["train_samples_per_s"] / out["data_samples_per_s"], 1)
         if prepared:
             render_s = timed(lambda g: rendered(g, 0), prepared)
+            if not batches:  # the model step alone, on batches rendered beforehand on the device
+                ready = [rendered(g, 0) for g in prepared]
+                step_s = timed(lambda b: step(*b), ready)
+                out["step_s"] = round(step_s, 4)
+                out["train_samples_per_s"] = round(batch_size / step_s, 2)
+                del ready
             both_s = timed(lambda g: step(*rendered(g, 0)), prepared)
             out["device_render_samples_per_s"] = round(batch_size / render_s, 2)
             out["device_pipeline_samples_per_s"] = round(batch_size / both_s, 2)
             out["workers_for_device_rendering"] = round(out["device_pipeline_samples_per_s"] /
                                                         out["prepare_samples_per_s"], 1)
+    if "data_samples_per_s" in out and "train_samples_per_s" in out:
+        out["workers_for_cpu_rendering"] = round(out["train_samples_per_s"] / out["data_samples_per_s"], 1)
     print(json.dumps(out, indent=2))
 
 
