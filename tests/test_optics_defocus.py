@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from focalcli.optics import defocus as D
+from focalcli.optics import layered as L
 from focalcli.optics import thinlens as T
 
 F_M, N_F = 0.05, 2.0  # 50 mm f/2
@@ -231,9 +232,9 @@ def test_batched_layered_equals_the_plain_per_frame_per_layer_reference(options)
 def test_layered_multi_frame_chunks_equal_per_frame_chunks(monkeypatch):
     img, q, fq, gain, psfs, powers = _batch(1)
     per_frame = D.render_defocus(img, q, fq, gain, psf=psfs, power=powers)  # the CPU default: a frame per chunk
-    monkeypatch.setitem(D.CHUNK_ELEMENTS, "cpu", 1 << 40)  # the GPU way: every frame of a step in one batch
+    monkeypatch.setitem(L.CHUNK_ELEMENTS, "cpu", 1 << 40)  # the GPU way: every frame of a step in one batch
     batched = D.render_defocus(img, q, fq, gain, psf=psfs, power=powers)
-    monkeypatch.setitem(D.CHUNK_ELEMENTS, "cpu", 50_000)  # a few frames per chunk
+    monkeypatch.setitem(L.CHUNK_ELEMENTS, "cpu", 50_000)  # a few frames per chunk
     some = D.render_defocus(img, q, fq, gain, psf=psfs, power=powers)
     torch.testing.assert_close(batched, per_frame, rtol=0, atol=1e-12)
     torch.testing.assert_close(some, per_frame, rtol=0, atol=1e-12)

@@ -12,18 +12,21 @@ disk of radius ``r`` (``E[x^2 + y^2] = r^2 / 2``):
 A *kernel bank* holds one kernel per blur, each with its own radius, family, exponent and support, all in one
 ``(P, K, K)`` tensor (K from the largest support; a kernel is zero outside its own support). Blurs are applied by
 FFT with replicate padding (no wrap-around), or by a grouped convolution for tiny kernels; every call is batched
-over all the blurs at once.
+over all the blurs at once. ``SamplePsfs`` holds the PSF of each sample of a batch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DIRECT_MAX_KERNEL", "PSFS", "blur_each", "direct_blur", "fast_len", "fft_size", "image_spectra",
-           "kernel_bank", "kernel_spectra", "psf_kernels", "psf_reach", "psf_scale", "spectral_blur", "support"]
+__all__ = ["DIRECT_MAX_KERNEL", "PSFS", "SamplePsfs", "blur_each", "direct_blur", "fast_len", "fft_size",
+           "image_spectra", "kernel_bank", "kernel_spectra", "psf_kernels", "psf_reach", "psf_scale", "spectral_blur",
+           "support"]
 
 PSFS = ("disk", "gaussian", "power")
 DIRECT_MAX_KERNEL = 5  # kernels up to this size use a direct grouped convolution, larger ones the FFT
@@ -191,3 +194,52 @@ def blur_each(images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         return direct_blur(F.pad(images, (half,) * 4, mode="replicate"), kernels)
     size = fft_size(H, W, half)
     return spectral_blur(image_spectra(images, half, size), kernel_spectra(kernels, size), size, half, H, W)
+
+
+@dataclass(frozen=True)
+class SamplePsfs:
+    """Per-sample PSF families, known on the host: ``disk[b]``, exponent ``power[b]`` (2 for gaussian).
+
+    ``parse`` raises ``ValueError`` for an unknown family, a power below 2 or a list of the wrong length.
+    """
+
+    disk: tuple[bool, ...]
+    power: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, psf: str | Sequence[str], power: float | Sequence[float] | torch.Tensor, B: int) -> SamplePsfs:
+        names = [psf] * B if isinstance(psf, str) else list(psf)
+        if isinstance(power, torch.Tensor):
+            power = power.detach().cpu().double().reshape(-1).tolist()
+        powers = [float(power)] * B if isinstance(power, int | float) else [float(p) for p in power]
+        if len(names) != B or len(powers) != B:
+            raise ValueError(f"psf and power need one value or one per sample ({B}), got {len(names)} and "
+                             f"{len(powers)}")
+        for name, p in zip(names, powers, strict=True):
+            if name not in PSFS:
+                raise ValueError(f"unknown PSF {name!r}; use one of {', '.join(PSFS)}")
+            if name == "power" and not p >= 2:
+                raise ValueError(f"power PSF needs p >= 2, got {p}")
+        return cls(tuple(n == "disk" for n in names),
+                   tuple(2.0 if n == "gaussian" else (8.0 if n == "disk" else p) for n, p in zip(names, powers,
+                                                                                                  strict=True)))
+
+    def reach(self, b: int) -> float:
+        return psf_reach("disk" if self.disk[b] else "power")
+
+    def tables(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor] | None:
+        """Per-sample ``disk``, ``power`` and ``scale`` on the device (None when every PSF is a disk)."""
+        if all(self.disk):
+            return None
+        values = torch.tensor([[float(d), p, psf_scale(p)] for d, p in zip(self.disk, self.power, strict=True)],
+                              dtype=torch.float64).to(device, dtype)  # (B, 3)
+        return {"disk": values[:, 0] > 0 if any(self.disk) else None, "power": values[:, 1], "scale": values[:, 2]}
+
+    @staticmethod
+    def bank(tables, radius: torch.Tensor, half: int, sample: torch.Tensor, own_half: torch.Tensor) -> torch.Tensor:
+        """Kernels for ``radius`` (P,) of samples ``sample`` (P,) (device tensors) -> (P, K, K)."""
+        if tables is None:
+            return kernel_bank(radius, half, own_half=own_half)
+        disk = None if tables["disk"] is None else tables["disk"][sample]
+        return kernel_bank(radius, half, disk=disk, power=tables["power"][sample], scale=tables["scale"][sample],
+                           own_half=own_half)
