@@ -148,7 +148,7 @@ def render_layered(img, q, fq, gain, psfs: SamplePsfs, *, layers, max_layers, st
     B, C, H, W = img.shape
     N = fq.shape[1]
     dev, dt = img.device, img.dtype
-    grad = torch.is_grad_enabled() and (img.requires_grad or gain.requires_grad)
+    grad = torch.is_grad_enabled() and any(x.requires_grad for x in (img, q, fq, gain))  # else: in place
 
     # --- the plan, on the host, from one copy of a few numbers per sample
     qd = q.detach()
