@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test venv bench lint clean
+.PHONY: demo test venv bench lint clean gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,21 @@ test: venv
 
 bench: venv
 	$(PY) -m focalcli.bench predict
+
+# GPU checks (see README, "GPU"): the whole suite with the `gpu` tests, then the GPU benchmarks, each under a time
+# limit; about 8 minutes at most on one H100. Needs a CUDA build of torch in $(PY) (e.g. make venv
+# TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"), or PY=... for another interpreter.
+GPU_BENCH := $(PY) -m focalcli.bench
+gpu-check: $(if $(filter $(VENV)/bin/python,$(PY)),venv)
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
+		f'gpu-check: torch {torch.__version__} in $(PY) sees no CUDA device')"
+	timeout 215 $(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+	timeout 45 $(GPU_BENCH) models --device cuda --precision bf16 --sizes 384 --frames 10 --repeats 20
+	timeout 130 $(GPU_BENCH) models --device cuda --precision bf16 --sizes 384 --frames 10 --repeats 50 \
+		--no-compare --compile auto --presets focdepthformer-tiny,focdepthformer-base
+	timeout 30 $(GPU_BENCH) synth --device cuda --batch 32 --size 256x256 --frames 8 --virtual-width 1024 --repeat 5
+	timeout 60 $(GPU_BENCH) train --device cuda --model focdepthformer-small --crop 256 --batch-size 16 --frames 8 \
+		--steps 4 --virtual-width 1024 --cpu-samples 8
 
 lint: venv
 	$(VENV)/bin/ruff check focalcli tests

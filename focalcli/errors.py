@@ -6,7 +6,7 @@ exits; the library only raises. Usage errors (bad options) stay Click's code 2 a
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "FocalError", "InputError", "ModelFileError", "OutputError", "ShapeError"]
+__all__ = ["ConfigError", "DeviceError", "FocalError", "InputError", "ModelFileError", "OutputError", "ShapeError"]
 
 
 class FocalError(Exception):
@@ -41,6 +41,10 @@ class ConfigError(FocalError):
     """A configuration value or file is invalid (unknown key, wrong type, out of range)."""
 
     exit_code = 4
+
+
+class DeviceError(ConfigError):
+    """The device cannot run what was asked: it does not exist, lacks the precision, or ran out of memory."""
 
 
 class ModelFileError(FocalError):

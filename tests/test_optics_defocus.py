@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from focalcli.optics import defocus as D
+from focalcli.optics import layered as L
 from focalcli.optics import thinlens as T
 
 F_M, N_F = 0.05, 2.0  # 50 mm f/2
@@ -153,3 +154,117 @@ def test_gradcheck_fft_blur_and_kernels():
     assert torch.autograd.gradcheck(fn, (img, radius), atol=1e-6)
     fn = lambda r: D.psf_kernels(r, 8, "power", power=5.0)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (radius,))
+
+
+# --- batching: every sample of a batch renders as it would alone, with the layered maths written plainly ------------
+
+
+def reference_layered(img, q, fq, gain, psf="disk", power=8.0, layers=None, max_layers=32, step_px=1.0,
+                      min_coarse=3.0):
+    """One sample, one frame and one layer at a time (slow, obviously right). img (C, H, W), q (H, W), fq and
+    gain (N,) -> (N, C, H, W)."""
+    C, H, W = img.shape
+    qmin, qmax = float(q.min()), float(q.max())
+    span = qmax - qmin
+    auto = int(min(max_layers, max(1, math.ceil(float(gain.max()) * span / 2 / step_px) + 1)))
+    L = 1 if span <= 0 else (layers or auto)
+    centres = [qmin] if L == 1 else [qmin + span * j / (L - 1) for j in range(L)]
+    t = (q - qmin) / span * (L - 1) if L > 1 else torch.zeros_like(q)
+    rgba = [torch.cat([img * a, a[None]]) for a in ((1 - (t - j).abs()).clamp_min(0) for j in range(L))]
+    top = max(0, int(math.log2(max(1, min(H, W) // 8))))
+    radii = [[float(gain[n]) * abs(float(fq[n]) - c) / 2 for c in centres] for n in range(len(fq))]
+
+    def level(r):
+        return 0 if min_coarse <= 0 else min(top, max(0, math.floor(math.log2(max(r / min_coarse, 1.0)))))
+
+    def coarse(r):  # the radius at the blur's level, corrected for the two resamplings
+        k = level(r)
+        return r if k == 0 else math.sqrt(max(r**2 / 4**k - 1, 1e-12))
+
+    reach = 1.0 if psf == "disk" else 1.7
+    half = {}  # kernel support of a level: the largest radius this sample blurs there
+    for r in (r for row in radii for r in row):
+        half[level(r)] = max(half.get(level(r), 0), int(math.ceil(coarse(r) * reach)) + 1)
+    frames = []
+    for row in radii:
+        acc = torch.zeros(C + 1, H, W, dtype=img.dtype)
+        j = 0
+        while j < L:  # a run of layers at one level, far to near, composited there and upsampled once
+            k, s = level(row[j]), 2 ** level(row[j])
+            run = None
+            while j < L and level(row[j]) == k:
+                x = F.avg_pool2d(F.pad(rgba[j][None], (0, -W % s, 0, -H % s), mode="replicate"), s)
+                kern = D.psf_kernels(torch.tensor([coarse(row[j])], dtype=img.dtype), half[k], psf, power)
+                x = D.blur_each(x, kern)[0]
+                run = x if run is None else x + (1 - x[C:]) * run
+                j += 1
+            up = F.interpolate(run[None], size=(run.shape[-2] * s, run.shape[-1] * s), mode="bilinear",
+                               align_corners=False)[0, :, :H, :W]
+            acc = up + (1 - up[C:]) * acc
+        frames.append(acc[:C] / acc[C:].clamp_min(1e-6))
+    return torch.stack(frames)
+
+
+def _batch(seed=0):
+    """Three unlike samples: big blur on coarse levels (disk), flat depth (gaussian), focus beyond the scene
+    (power: every frame's valley on a coarse level)."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.rand(3, 3, 32, 36, generator=g, dtype=torch.float64)
+    q = torch.ones(3, 1, 32, 36, dtype=torch.float64)
+    q[0, :, :, 18:] = 2.0
+    q[0, :, 10:20] = 1.5
+    q[2] = 0.5 + torch.rand(1, 32, 36, generator=g, dtype=torch.float64) * 0.5
+    fq = torch.tensor([[1.0, 1.6], [0.5, 1.2], [2.5, 4.0]], dtype=torch.float64)
+    gain = torch.tensor([[24.0, 30.0], [20.0, 20.0], [12.0, 10.0]], dtype=torch.float64)
+    return img, q, fq, gain, ["disk", "gaussian", "power"], [8.0, 8.0, 5.0]
+
+
+@pytest.mark.parametrize("options", [{}, {"min_coarse": 0.0, "layers": 4}, {"min_coarse": 1.5, "step_px": 2.0}])
+def test_batched_layered_equals_the_plain_per_frame_per_layer_reference(options):
+    img, q, fq, gain, psfs, powers = _batch()
+    out = D.render_defocus(img, q, fq, gain, psf=psfs, power=torch.tensor(powers), **options)
+    assert out.shape == (3, 2, 3, 32, 36)
+    for b in range(3):
+        ref = reference_layered(img[b], q[b, 0], fq[b], gain[b], psfs[b], powers[b], **options)
+        torch.testing.assert_close(out[b], ref, rtol=0, atol=1e-9)
+
+
+def test_layered_multi_frame_chunks_equal_per_frame_chunks(monkeypatch):
+    img, q, fq, gain, psfs, powers = _batch(1)
+    per_frame = D.render_defocus(img, q, fq, gain, psf=psfs, power=powers)  # the CPU default: a frame per chunk
+    monkeypatch.setitem(L.CHUNK_ELEMENTS, "cpu", 1 << 40)  # the GPU way: every frame of a step in one batch
+    batched = D.render_defocus(img, q, fq, gain, psf=psfs, power=powers)
+    monkeypatch.setitem(L.CHUNK_ELEMENTS, "cpu", 50_000)  # a few frames per chunk
+    some = D.render_defocus(img, q, fq, gain, psf=psfs, power=powers)
+    torch.testing.assert_close(batched, per_frame, rtol=0, atol=1e-12)
+    torch.testing.assert_close(some, per_frame, rtol=0, atol=1e-12)
+
+
+def test_batched_gather_equals_each_sample_alone():
+    img, q, fq, gain, psfs, powers = _batch(2)
+    out = D.render_defocus(img, q, fq, gain, method="gather", psf=psfs, power=powers)
+    for b in range(3):
+        alone = D.render_defocus(img[b : b + 1], q[b : b + 1], fq[b : b + 1], gain[b : b + 1], method="gather",
+                                 psf=psfs[b], power=powers[b])
+        torch.testing.assert_close(out[b], alone[0], rtol=0, atol=1e-12)
+    assert (out[1] - img[1]).abs().max() > 0.01  # the flat sample is blurred too (it is out of focus)
+
+
+def test_per_sample_psf_errors():
+    img, q, fq, gain, _, _ = _batch()
+    with pytest.raises(ValueError, match="one per sample"):
+        D.render_defocus(img, q, fq, gain, psf=["disk", "disk"])
+    with pytest.raises(ValueError, match="unknown PSF"):
+        D.render_defocus(img, q, fq, gain, psf=["disk", "box", "disk"])
+    with pytest.raises(ValueError, match="p >= 2"):
+        D.render_defocus(img, q, fq, gain, psf="power", power=[8.0, 1.0, 3.0])
+
+
+def test_gradcheck_layered_through_the_focus_distances():
+    """Gradients also flow to the focus distances (then the compositing is not done in place)."""
+    g = torch.Generator().manual_seed(1)
+    img = torch.rand(1, 2, 5, 6, generator=g, dtype=torch.float64)
+    q = 1 + torch.rand(1, 1, 5, 6, generator=g, dtype=torch.float64)
+    fq = torch.tensor([[1.3]], dtype=torch.float64, requires_grad=True)
+    gain = torch.tensor([[3.0]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda f: D.render_defocus(img, q, f, gain, layers=3), (fq,), atol=1e-6)

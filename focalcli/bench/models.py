@@ -6,6 +6,12 @@ hooks on stem, encoder (with the focus embedding), fusion and decoder (with the 
 every case also runs in fp32 on the same input, and the speed-up and the differences of the depth maps are
 reported: max and mean of |bf16 - fp32| / fp32, and the max of |bf16 - fp32| over the fp32 map's range
 (max - min), the stricter one for an untrained model whose depth varies little across the image.
+
+``--compile`` runs ``predict_depth(compile=MODE)`` (``auto``: CUDA graphs on CUDA) after ``--warmup`` untimed runs;
+part shares are not timed then (hooks would split the compiled graph) and show as "-". GPU latency as in
+``make gpu-check``::
+
+    python -m focalcli.bench models --device cuda --precision bf16 --sizes 384 --frames 10 --compile auto
 """
 
 from __future__ import annotations
@@ -51,26 +57,29 @@ def _time_parts(model, device):
     return times, lambda: [h.remove() for h in handles]
 
 
-def _run(model, frames, distances, precision, repeats, device):
-    import torch
-
+def _run(model, frames, distances, precision, repeats, device, compile_mode=None, warmup=1):
+    """``(depth, median seconds, part shares or None)``. Shares are timed in extra eager runs that do not count
+    towards the median (their hooks synchronise the device), and not at all when compiled."""
     from focalcli.models.inference import predict_depth
+    from focalcli.runtime import sync
 
-    def once():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    def once(mode):
+        sync(device)
         t = time.perf_counter()
-        depth = predict_depth(model, frames, distances, precision=precision).depth
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        depth = predict_depth(model, frames, distances, precision=precision, compile=mode or False).depth
+        sync(device)
         return depth, time.perf_counter() - t
 
-    once()  # warm-up
-    times, remove = _time_parts(model, device)
-    runs = [once() for _ in range(repeats)]
-    remove()
-    total = sum(t for _, t in runs)
-    shares = {k: v / total for k, v in times.items()}
+    for _ in range(warmup):  # compilation, CUDA-graph recording, cuDNN autotuning
+        once(compile_mode)
+    runs = [once(compile_mode) for _ in range(repeats)]
+    shares = None
+    if compile_mode is None:
+        times, remove = _time_parts(model, device)
+        part_runs = [once(None) for _ in range(repeats)]
+        remove()
+        total = sum(t for _, t in part_runs)
+        shares = {k: v / total for k, v in times.items()}
     return runs[-1][0], statistics.median(t for _, t in runs), shares
 
 
@@ -85,16 +94,23 @@ def models(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:K."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and input."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
+    compile: str = typer.Option("none", "--compile", help="torch.compile mode: none, auto (CUDA graphs on CUDA), "
+                                "default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs."),
+    warmup: int = typer.Option(0, "--warmup", min=0, help="Untimed runs first (0: 1 eager, 3 compiled)."),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="With bf16/fp16, also time fp32 and compare."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON on stdout."),
 ) -> None:
     """Inference time per stack and per part for each model preset."""
     import torch
 
     from focalcli.models import build_model, count_parameters, preset_names
+    from focalcli.models.inference import compile_mode
     from focalcli.runtime import resolve_device
     from focalcli.weights import load_model
 
     dev = resolve_device(device)
+    mode = compile_mode("auto" if compile == "auto" else (False if compile == "none" else compile), dev)
+    warmup = warmup or (3 if mode else 1)
     if threads:
         torch.set_num_threads(threads)
     names = [n.strip() for n in presets.split(",") if n.strip()] or preset_names()
@@ -108,13 +124,14 @@ def models(
         for size in (int(s) for s in sizes.split(",")):
             x = torch.rand(1, frames, 3, size, size, generator=gen).to(dev)
             fd = (1.0 / torch.linspace(1 / 0.2, 1 / 2.0, frames))[None].to(dev) if aware else None
-            con.info(f"{name} {size}x{size} x{frames} ({precision})")
-            depth, seconds, shares = _run(model, x, fd, precision, repeats, dev)
+            con.info(f"{name} {size}x{size} x{frames} ({precision}{f', compiled: {mode}' if mode else ''})")
+            depth, seconds, shares = _run(model, x, fd, precision, repeats, dev, mode, warmup)
             row = {"preset": model.config.name if weights else name, "params": count_parameters(model), "size": size,
                    "frames": frames, "precision": precision, "device": str(dev), "threads": torch.get_num_threads(),
-                   "seconds": round(seconds, 4), "shares": {k: round(v, 3) for k, v in shares.items()}}
-            if precision != "fp32":
-                ref, ref_seconds, _ = _run(model, x, fd, "fp32", repeats, dev)
+                   "compile": mode or "none", "seconds": round(seconds, 4), "ms": round(seconds * 1000, 2),
+                   "shares": {k: round(v, 3) for k, v in shares.items()} if shares else None}
+            if precision != "fp32" and compare:
+                ref, ref_seconds, _ = _run(model, x, fd, "fp32", repeats, dev, mode, warmup)
                 diff = (depth - ref).abs()
                 rel = diff / ref.abs().clamp_min(1e-6)
                 span = float(ref.max() - ref.min())
@@ -125,16 +142,18 @@ def models(
     if as_json:
         con.print_json(rows)
         return
-    head = f"{'preset':<24}{'params':>8}{'size':>6}{'s/stack':>9}  {'stem':>5}{'enc':>6}{'fuse':>6}{'dec':>6}"
-    if precision != "fp32":
+    head = f"{'preset':<24}{'params':>8}{'size':>6}{'ms/stack':>10}  {'stem':>5}{'enc':>6}{'fuse':>6}{'dec':>6}"
+    if precision != "fp32" and compare:
         head += f"{'fp32 s':>9}{'speedup':>8}{'max rel':>9}{'mean rel':>10}{'max/range':>10}"
-    typer.echo(f"{frames}-frame stacks, {precision}, {dev}, {torch.get_num_threads()} threads")
+    typer.echo(f"{frames}-frame stacks, {precision}, {dev}, {torch.get_num_threads()} threads, compile: "
+               f"{mode or 'none'}")
     typer.echo(head)
     for r in rows:
         s = r["shares"]
-        line = (f"{r['preset']:<24}{r['params'] / 1e6:>7.1f}M{r['size']:>6}{r['seconds']:>9.3f}  "
-                f"{s['stem']:>5.0%}{s['encoder']:>6.0%}{s['fusion']:>6.0%}{s['decoder']:>6.0%}")
-        if precision != "fp32":
+        parts = (f"{s['stem']:>5.0%}{s['encoder']:>6.0%}{s['fusion']:>6.0%}{s['decoder']:>6.0%}" if s
+                 else f"{'-':>5}{'-':>6}{'-':>6}{'-':>6}")
+        line = f"{r['preset']:<24}{r['params'] / 1e6:>7.1f}M{r['size']:>6}{r['seconds'] * 1000:>10.2f}  {parts}"
+        if precision != "fp32" and compare:
             span = r["max_diff_over_range"]
             line += (f"{r['fp32_seconds']:>9.3f}{r['speedup']:>7.2f}x{r['max_rel_diff']:>9.2e}"
                      f"{r['mean_rel_diff']:>10.2e}{span if span is not None else float('nan'):>10.2e}")

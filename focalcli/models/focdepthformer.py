@@ -81,23 +81,46 @@ class FocDepthFormer(nn.Module):
         """Whether ``forward`` with these focus distances gives metric depth for the stack's own schedule."""
         return self.config.focus_distance_aware and focus_distances_m is not None
 
+    def validate_inputs(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> None:
+        """Check shapes and values (focus distances finite and positive); raise ``ShapeError``/``InputError``.
+
+        The value checks read the tensors on the host (a device synchronisation), so ``predict_depth`` runs them
+        once here, outside the forward pass (and outside a compiled region); ``forward(..., validate=False)`` then
+        checks only shapes. Values on the ``meta`` device are not checked.
+        """
+        sizes = check_shape(frames, "B N 3 H W", "frames")
+        if focus_distances_m is None:
+            return
+        fd = check_shape(focus_distances_m, "B N", "focus_distances_m")
+        if (fd["B"], fd["N"]) != (sizes["B"], sizes["N"]):
+            raise InputError(f"focus_distances_m has shape {tuple(focus_distances_m.shape)}, frames need "
+                             f"({sizes['B']}, {sizes['N']})")
+        if focus_distances_m.device.type != "meta":
+            check_finite(focus_distances_m, "focus_distances_m")
+            check_range(focus_distances_m, 1e-6, None, "focus_distances_m")
+
     def _diopters(self, focus_distances_m: torch.Tensor | None, B: int, N: int, frames: torch.Tensor):
         if focus_distances_m is None:
             c = self.config
             d = default_focus_distances(N, near_m=c.default_near_m, far_m=c.default_far_m, device=frames.device)
             return (1.0 / d).expand(B, N)  # (B, N)
-        sizes = check_shape(focus_distances_m, "B N", "focus_distances_m")
-        if (sizes["B"], sizes["N"]) != (B, N):
-            raise InputError(f"focus_distances_m has shape {tuple(focus_distances_m.shape)}, frames need ({B}, {N})")
-        check_finite(focus_distances_m, "focus_distances_m")
-        check_range(focus_distances_m, 1e-6, None, "focus_distances_m")
         return 1.0 / focus_distances_m.float()  # (B, N)
 
-    def forward_train(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> dict:
+    def forward_train(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
+                      validate: bool = True) -> dict:
         """Depth and what the losses need: ``{"depth", "logits" (B, N, H, W) or None, "positions" (B, N) or None,
-        "metric"}`` (logits and positions only for focus-distance-aware models)."""
+        "metric"}`` (logits and positions only for focus-distance-aware models).
+
+        ``validate=False`` skips the value checks of ``validate_inputs`` (shapes are always checked): the forward
+        pass then has no host synchronisation, as ``torch.compile`` and CUDA graphs need. Under ``torch.compile``
+        the value checks are skipped whatever ``validate`` says.
+        """
+        if validate and not _compiling():
+            self.validate_inputs(frames, focus_distances_m)
         sizes = check_shape(frames, "B N 3 H W", "frames")
         B, N, H, W = sizes["B"], sizes["N"], sizes["H"], sizes["W"]
+        if focus_distances_m is not None and tuple(focus_distances_m.shape) != (B, N):
+            raise InputError(f"focus_distances_m has shape {tuple(focus_distances_m.shape)}, frames need ({B}, {N})")
         p = self.config.patch_size
         diopters = self._diopters(focus_distances_m, B, N, frames)  # (B, N)
         Hp, Wp = -(-H // p) * p, -(-W // p) * p
@@ -121,8 +144,16 @@ class FocDepthFormer(nn.Module):
         return {"depth": depth[..., :H, :W], "logits": logits[..., :H, :W], "positions": positions, "metric": metric}
 
     def forward(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
-                details: bool = False):
+                details: bool = False, validate: bool = True):
         """Depth ``(B, 1, H, W)``; with ``details``, ``forward_train``'s dict (through ``__call__``, so DDP and
-        hooks see the call)."""
-        out = self.forward_train(frames, focus_distances_m)
+        hooks see the call). ``validate``: see ``forward_train``."""
+        out = self.forward_train(frames, focus_distances_m, validate=validate)
         return out if details else out["depth"]
+
+
+def _compiling() -> bool:
+    """Whether ``torch.compile`` is tracing this call."""
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return compiler.is_compiling()
+    return False

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focalcli.checks import check_shape
+from focalcli.checks import check_finite, check_range, check_shape
 from focalcli.errors import InputError
 from focalcli.models.config import FocusVolumeConfig
 from focalcli.models.focusvolume_numpy import LOG_EPS
@@ -123,6 +123,23 @@ class FocusVolumeNet(nn.Module):
         """Whether ``forward`` with these focus distances gives metres (else frame-index units)."""
         return focus_distances_m is not None
 
+    def validate_inputs(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> None:
+        """Check shapes and values (focus distances finite and positive); raise ``ShapeError``/``InputError``.
+
+        The value checks read the tensors on the host, so they run once, outside the forward pass (see
+        ``models.inference.predict_depth``).
+        """
+        sizes = check_shape(frames, "B N 3 H W", "frames")
+        if focus_distances_m is None:
+            return
+        fd = check_shape(focus_distances_m, "B N", "focus_distances_m")
+        if (fd["B"], fd["N"]) != (sizes["B"], sizes["N"]):
+            raise InputError(f"focus_distances_m has shape {tuple(focus_distances_m.shape)}, frames need "
+                             f"({sizes['B']}, {sizes['N']})")
+        if focus_distances_m.device.type != "meta":
+            check_finite(focus_distances_m, "focus_distances_m")
+            check_range(focus_distances_m, 1e-6, None, "focus_distances_m")
+
     def energies(self, gray: torch.Tensor) -> torch.Tensor:
         """Learned focus measures of single gray frames: ``(F, 1, H, W)`` -> log energies ``(F, bands * scales,
         H/4, W/4)`` (H, W multiples of 4).
@@ -140,8 +157,12 @@ class FocusVolumeNet(nn.Module):
             out.append(F.avg_pool2d(e, 2) if s < 2 else e)  # (F, bands, H/4, W/4)
         return torch.log(torch.cat(out, dim=1) + LOG_EPS)
 
-    def forward_train(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None) -> dict:
-        """Depth and what the losses need: ``{"depth", "logits" (B, N, H, W), "positions" (B, N), "metric"}``."""
+    def forward_train(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
+                      validate: bool = False) -> dict:
+        """Depth and what the losses need: ``{"depth", "logits" (B, N, H, W), "positions" (B, N), "metric"}``.
+        Shapes are always checked; ``validate`` adds the value checks of ``validate_inputs`` (a host sync)."""
+        if validate:
+            self.validate_inputs(frames, focus_distances_m)
         sizes = check_shape(frames, "B N 3 H W", "frames")
         B, N, H, W = sizes["B"], sizes["N"], sizes["H"], sizes["W"]
         if focus_distances_m is not None and tuple(focus_distances_m.shape) != (B, N):
@@ -179,8 +200,8 @@ class FocusVolumeNet(nn.Module):
         return {"depth": depth, "logits": logits[..., :H, :W], "positions": positions, "metric": metric}
 
     def forward(self, frames: torch.Tensor, focus_distances_m: torch.Tensor | None = None, *,
-                details: bool = False):
+                details: bool = False, validate: bool = False):
         """Depth ``(B, 1, H, W)``; with ``details``, ``forward_train``'s dict (through ``__call__``, so DDP and
         hooks see the call)."""
-        out = self.forward_train(frames, focus_distances_m)
+        out = self.forward_train(frames, focus_distances_m, validate=validate)
         return out if details else out["depth"]

@@ -26,10 +26,12 @@ change" -> not activated (flat, textureless regions, where focus says nothing an
 N = 1, or a single token per frame) activates nothing: the RMS change has a floor of 1e-5 per channel. A negative
 threshold sends every token through the LSTM.
 
-Everything is batched: the activated tokens of every position are gathered to the front of their sequence (stack
-order kept), one LSTM call runs over all positions that have any (padded to the longest such sequence; the LSTM is
-causal, so trailing padding cannot change the valid outputs, which a mask then selects), and the pooled results are
-scattered back. There is no Python loop over tokens, positions or frames.
+Everything is batched and free of host synchronisation (no ``nonzero``, ``.item()`` or data-dependent shapes,
+so the forward pass can be captured by ``torch.compile`` or a CUDA graph): every position's sequence is permuted
+so that its activated tokens come first (stack order kept), one LSTM call runs over the full-length sequences of
+all positions, and a mask keeps the outputs of the activated steps for the max-pool. The LSTM is causal, so the
+trailing non-activated steps cannot change the outputs of the activated ones; a position with none gets 0 from
+the LSTM (its mean is what remains). There is no Python loop over tokens, positions or frames.
 
 The decoder's shallower skip levels are reduced with the same grouping but without the LSTM: max over activated
 tokens, mean over the rest, blended by counts (``group_pool``).
@@ -37,6 +39,7 @@ tokens, mean over the rest, blended by counts (``group_pool``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -55,7 +58,8 @@ def activation_scores(x: torch.Tensor) -> torch.Tensor:
         ``(B, N, T, D) -> (B, N, T)``.
     """
     D = x.shape[-1]
-    with torch.autocast(x.device.type, enabled=False):  # float32 whatever the caller's autocast
+    off = torch.autocast(x.device.type, enabled=False) if x.device.type != "meta" else contextlib.nullcontext()
+    with off:  # float32 whatever the caller's autocast (meta, for shapes only, has no autocast)
         z = F.layer_norm(x.float(), (D,))  # (B, N, T, D)
         z = z - z.mean(dim=2, keepdim=True)  # (B, N, T, D): frame-wide part removed
         change = (z - z.mean(dim=1, keepdim=True)).norm(dim=-1)  # (B, N, T)
@@ -114,29 +118,21 @@ class LatentStackFusion(nn.Module):
         """LSTM fusion of one level. ``x (B, N, T, D)``, ``active (B, N, T)``, ``frame_embedding (B, N, D)`` added
         to the LSTM's inputs -> ``(B, T, D)``."""
         B, N, T, D = x.shape
-        seq = x.permute(0, 2, 1, 3).reshape(B * T, N, D)  # (BT, N, D): one sequence per position
+        x_in = x if frame_embedding is None else x + frame_embedding[:, :, None].to(x.dtype)  # (B, N, T, D)
+        seq = x_in.permute(0, 2, 1, 3).reshape(B * T, N, D)  # (BT, N, D): one sequence per position
         act = active.permute(0, 2, 1).reshape(B * T, N)  # (BT, N)
         n_act = act.sum(dim=1)  # (BT,)
-        rows = torch.nonzero(n_act > 0).squeeze(1)  # (R,) positions with at least one activated token
-        pooled = seq.new_zeros(B * T, D)  # (BT, D)
-        if rows.numel() > 0:
-            a = act[rows]  # (R, N)
-            steps = torch.arange(N, device=x.device)
-            # activated frames first, each group in stack order: sort by (not activated, frame index)
-            order = ((~a).long() * N + steps).argsort(dim=1)  # (R, N)
-            L = int(n_act.max())
-            order = order[:, :L]  # (R, L)
-            g = seq[rows]  # (R, N, D)
-            if frame_embedding is not None:
-                g = g + frame_embedding[rows // T].to(g.dtype)  # (R, N, D); row r is batch element r // T
-            g = g.gather(1, order[..., None].expand(-1, -1, D))  # (R, L, D)
-            h, _ = self.lstm(g)  # (R, L, hidden)
-            y = self.proj(h)  # (R, L, D)
-            valid = steps[:L] < n_act[rows, None]  # (R, L)
-            y = y.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)  # (R, D)
-            pooled = pooled.index_copy(0, rows, y.to(pooled.dtype))  # (BT, D)
-        rest = seq.masked_fill(act[..., None], 0).sum(dim=1)  # (BT, D)
-        out = (rest + n_act[:, None].to(seq.dtype) * pooled) / N  # (BT, D)
+        steps = torch.arange(N, device=x.device)
+        # activated frames first, each group in stack order: sort by (not activated, frame index)
+        order = ((~act).long() * N + steps).argsort(dim=1)  # (BT, N)
+        h, _ = self.lstm(seq.gather(1, order[..., None].expand(-1, -1, D)))  # (BT, N, hidden)
+        y = self.proj(h)  # (BT, N, D)
+        valid = steps[None] < n_act[:, None]  # (BT, N): the activated steps
+        pooled = y.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)  # (BT, D); -inf: nothing activated
+        pooled = torch.where(n_act[:, None] > 0, pooled, torch.zeros_like(pooled)).to(x.dtype)  # (BT, D)
+        tokens = x.permute(0, 2, 1, 3).reshape(B * T, N, D)  # (BT, N, D) without the embedding
+        rest = tokens.masked_fill(act[..., None], 0).sum(dim=1)  # (BT, D)
+        out = (rest + n_act[:, None].to(x.dtype) * pooled) / N  # (BT, D)
         return out.view(B, T, D)
 
     def forward(self, levels: list[torch.Tensor], frame_embedding: torch.Tensor | None = None) -> list[torch.Tensor]:

@@ -7,8 +7,9 @@ On the fly, in a data loader (CPU or GPU; the device follows the tensors)::
     stack, gt = render_sample(rgb, depth, params, generator=g)        # FocalStack + cropped/flipped GT depth
 """
 
+from focalcli.synth.batch import batch_optics, render_batch
 from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
-from focalcli.synth.render import SynthConfig, render_frames, render_sample, render_stack
+from focalcli.synth.render import SynthConfig, crop_flip, render_frames, render_sample, render_stack
 from focalcli.synth.sampling import SampleParams, SamplingRanges, fixed_params, parse_schedule, sample_params
 from focalcli.synth.writer import SynthJob, synthesize
 
@@ -18,9 +19,12 @@ __all__ = [
     "SamplingRanges",
     "SynthConfig",
     "SynthJob",
+    "batch_optics",
+    "crop_flip",
     "dead_leaves",
     "fixed_params",
     "parse_schedule",
+    "render_batch",
     "render_frames",
     "render_sample",
     "render_stack",

@@ -9,6 +9,7 @@ on the same device when noise is on).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -21,8 +22,8 @@ from focalcli.optics.defocus import PSFS, linear_to_srgb, render_defocus, srgb_t
 from focalcli.optics.thinlens import MIN_F_NUMBER, coc_gain
 from focalcli.synth.sampling import SampleParams
 
-__all__ = ["SynthConfig", "add_sensor_noise", "fill_depth", "max_blur_px", "render_frames", "render_sample",
-           "render_stack", "valid_depth"]
+__all__ = ["SynthConfig", "add_sensor_noise", "crop_flip", "fill_depth", "max_blur_px", "render_frames",
+           "render_sample", "render_stack", "valid_depth"]
 
 
 @dataclass(frozen=True)
@@ -97,18 +98,51 @@ def fill_depth(depth: torch.Tensor) -> torch.Tensor:
     return torch.where(valid, depth, 1.0 / filled)
 
 
+def _per_sample(value, B: int, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A float or a (B,) sequence/tensor as a (B,) tensor on ``device``."""
+    t = torch.as_tensor(value, dtype=torch.float64).flatten() if not isinstance(value, torch.Tensor) else value
+    t = t.reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(B)
+    if t.numel() != B:
+        raise InputError(f"{name} needs one value or one per sample ({B}), got {t.numel()}")
+    return t.to(device, dtype)
+
+
 def add_sensor_noise(
-    linear: torch.Tensor, shot: float, read: float, generator: torch.Generator | None
+    linear: torch.Tensor,
+    shot: float | Sequence[float] | torch.Tensor,
+    read: float | Sequence[float] | torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    noise_seed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Shot + read noise in linear light: ``x + sqrt(shot * x + read^2) * n``, ``n ~ N(0, 1)`` from ``generator``.
+    """Shot + read noise in linear light: ``x + sqrt(shot * x + read^2) * n``, ``n ~ N(0, 1)``.
+
+    Args:
+        linear: linear-light values, shape (B, ...).
+        shot: shot-noise variance per unit of signal, a float or one per sample (B,) (sequence or tensor).
+        read: read-noise standard deviation, a float or one per sample (B,) (sequence or tensor).
+        generator: source of ``n`` (``torch.randn``; the numbers depend on the device).
+        noise_seed: one int64 seed per sample (B,): ``n`` from ``synth.noise.counter_normal``, the same on every
+            device and independent of the batch; takes precedence over ``generator``.
 
     Shape:
-        any -> same
+        (B, ...) -> same
     """
-    if shot <= 0 and read <= 0:
+    B = linear.shape[0]
+    shot_t = _per_sample(shot, B, "shot noise", linear.device, linear.dtype)  # (B,)
+    read_t = _per_sample(read, B, "read noise", linear.device, linear.dtype)  # (B,)
+    if not _noise_on(shot) and not _noise_on(read):
         return linear
-    std = torch.sqrt(shot * linear.clamp_min(0) + read**2)
-    noise = torch.randn(linear.shape, generator=generator, device=linear.device, dtype=linear.dtype)
+    view = (B,) + (1,) * (linear.dim() - 1)
+    std = torch.sqrt(shot_t.view(view) * linear.clamp_min(0) + read_t.view(view) ** 2)
+    if noise_seed is not None:
+        from focalcli.synth.noise import counter_normal
+
+        noise = counter_normal(torch.as_tensor(noise_seed).to(linear.device), tuple(linear.shape[1:]), linear.dtype)
+    else:
+        noise = torch.randn(linear.shape, generator=generator, device=linear.device, dtype=linear.dtype)
     return linear + std * noise
 
 
@@ -117,6 +151,14 @@ def _quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
         return x
     levels = float(2**bits - 1)
     return torch.round(x * levels) / levels
+
+
+def _noise_on(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() > 0 and bool((value > 0).any())
+    if isinstance(value, int | float):
+        return value > 0
+    return any(v > 0 for v in value)
 
 
 def render_frames(
@@ -128,40 +170,74 @@ def render_frames(
     config: SynthConfig = SynthConfig(),
     exposure: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    psf: str | Sequence[str] | None = None,
+    psf_power: float | Sequence[float] | torch.Tensor | None = None,
+    shot_noise: float | Sequence[float] | torch.Tensor | None = None,
+    read_noise: float | Sequence[float] | torch.Tensor | None = None,
+    noise_seed: torch.Tensor | Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """Batched rendering for data loaders: sRGB + depth + per-frame optics -> sRGB frames.
+    """Batched rendering for data loaders and training on a GPU: sRGB + depth + per-frame optics -> sRGB frames.
+
+    Each sample may have its own optics, PSF and noise; a sample's frames do not depend on the rest of the batch.
+    Everything follows the device of ``rgb``; no Python loop runs over the batch.
 
     Args:
         rgb: sRGB colour in [0, 1], shape (B, 3, H, W).
         depth: metres, holes allowed (0 or NaN: filled for rendering), shape (B, 1, H, W).
         focus_distances: metres, shape (B, N).
         gain_px: CoC diameter in pixels per diopter of defocus, shape (B, N) (see ``coc_gain``).
-        config: rendering options.
+        config: rendering options; the fields below override its PSF and noise per sample.
         exposure: linear gain of each frame (exposure / gain jitter), shape (B, N); None = 1.
-        generator: random source for the noise (same device as ``rgb``); required when noise is on.
+        generator: random source of the noise (``torch.randn``, same device as ``rgb``).
+        psf: PSF family for all samples or one per sample; None = ``config.psf``.
+        psf_power: exponent of the power PSF, one or (B,); None = ``config.psf_power``.
+        shot_noise: shot-noise variance per unit of signal, one or (B,); None = ``config.shot_noise``.
+        read_noise: read-noise standard deviation, one or (B,); None = ``config.read_noise``.
+        noise_seed: one int64 seed per sample (B,): device-independent noise (``synth.noise``), the same on a CPU
+            and a GPU; takes precedence over ``generator``. One of the two is needed when noise is on.
 
     Returns:
         sRGB frames in [0, 1], quantised to ``config.bit_depth``, shape (B, N, 3, H, W).
+
+    Raises:
+        ShapeError, InputError: wrong shapes or per-sample lengths, no valid depth in a sample.
+        ConfigError: noise on without a generator or seeds; unknown PSF or a power below 2.
     """
     check_shape(rgb, "B 3 H W", "rgb")
     sizes = check_shape(depth, "B 1 H W", "depth")
     if depth.shape[0] != rgb.shape[0] or depth.shape[-2:] != rgb.shape[-2:]:
         raise InputError(f"depth size {tuple(depth.shape[-2:])} differs from rgb size {tuple(rgb.shape[-2:])}")
     check_shape(focus_distances, "B N", "focus_distances")
-    if focus_distances.shape[0] != sizes["B"] or gain_px.shape != focus_distances.shape:
+    B = sizes["B"]
+    if focus_distances.shape[0] != B or gain_px.shape != focus_distances.shape:
         raise InputError("focus_distances and gain_px must both be (B, N) with the batch size of rgb")
-    if (config.shot_noise > 0 or config.read_noise > 0) and generator is None:
-        raise ConfigError("noise is on but no torch.Generator was passed")
+    if exposure is not None and tuple(exposure.shape) != tuple(focus_distances.shape):
+        raise InputError(f"exposure must be (B, N) = {tuple(focus_distances.shape)}, got {tuple(exposure.shape)}")
+    psf = config.psf if psf is None else psf
+    psf_power = config.psf_power if psf_power is None else psf_power
+    shot = config.shot_noise if shot_noise is None else shot_noise
+    read = config.read_noise if read_noise is None else read_noise
+    noisy = _noise_on(shot) or _noise_on(read)
+    if noisy and generator is None and noise_seed is None:
+        raise ConfigError("noise is on but neither a torch.Generator nor noise seeds were passed")
+    if noise_seed is not None:
+        noise_seed = torch.as_tensor(noise_seed, dtype=torch.int64).reshape(-1)
+        if noise_seed.numel() != B:
+            raise InputError(f"noise_seed needs one seed per sample ({B}), got {noise_seed.numel()}")
     linear = srgb_to_linear(rgb)
     inv_depth = 1.0 / fill_depth(depth).to(rgb.dtype)  # (B, 1, H, W) diopters
-    frames = render_defocus(
-        linear, inv_depth, (1.0 / focus_distances).to(rgb.dtype), gain_px.to(rgb.dtype),
-        method=config.method, psf=config.psf, power=config.psf_power, layers=config.layers,
-        max_layers=config.max_layers, step_px=config.layer_step_px, min_coarse=config.min_coarse_px,
-    )  # (B, N, 3, H, W) linear
+    try:
+        frames = render_defocus(
+            linear, inv_depth, (1.0 / focus_distances).to(rgb.dtype), gain_px.to(rgb.dtype),
+            method=config.method, psf=psf, power=psf_power, layers=config.layers,
+            max_layers=config.max_layers, step_px=config.layer_step_px, min_coarse=config.min_coarse_px,
+        )  # (B, N, 3, H, W) linear
+    except ValueError as e:  # an unknown PSF, a power below 2, or a per-sample list of the wrong length
+        raise ConfigError(str(e)) from None
     if exposure is not None:
-        frames = frames * exposure.to(frames.dtype)[:, :, None, None, None]
-    frames = add_sensor_noise(frames, config.shot_noise, config.read_noise, generator)
+        frames = frames * exposure.to(frames.device, frames.dtype)[:, :, None, None, None]
+    if noisy:
+        frames = add_sensor_noise(frames, shot, read, generator, noise_seed=noise_seed)
     return _quantize(linear_to_srgb(frames), config.bit_depth)
 
 
@@ -174,6 +250,7 @@ def render_stack(
     config: SynthConfig = SynthConfig(),
     exposure: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    noise_seed: int | None = None,
 ) -> FocalStack:
     """Render one focal stack from an sRGB image and its metric depth.
 
@@ -186,6 +263,7 @@ def render_stack(
         config: rendering options.
         exposure: linear gain per frame, shape (N,), in the given order; None = 1.
         generator: random source for the noise.
+        noise_seed: seed of device-independent noise (``synth.noise``); takes precedence over ``generator``.
 
     Returns:
         A ``FocalStack`` with frames (N, 3, H, W) near to far, the focus distances and the camera.
@@ -218,12 +296,14 @@ def render_stack(
         frames = render_frames(
             rgb[None], depth[None], fd[None].to(dev), gain[None].to(dev), config=config,
             exposure=None if exp is None else exp.to(dev), generator=generator,
+            noise_seed=None if noise_seed is None else [noise_seed],
         )[0]  # (N, 3, H, W)
     else:  # frame by frame, each with the depth it cannot tell apart from a blur wider than the image clamped
         frames = torch.cat([render_frames(
             rgb[None], _clamp_diopters(depth, lo, hi)[None], fd[None, i : i + 1].to(dev),
             gain[None, i : i + 1].to(dev), config=config,
             exposure=None if exp is None else exp[:, i : i + 1].to(dev), generator=generator,
+            noise_seed=None if noise_seed is None else [noise_seed + i],  # one frame each: a seed of its own
         )[0] for i, (lo, hi) in enumerate(limits)])  # (N, 3, H, W)
     names = [f"frame_{i:02d}.png" for i in range(len(fd))]
     return FocalStack(frames=frames.float(), focus_distances_m=fd.float(), camera=camera, names=names,
@@ -270,6 +350,7 @@ def render_sample(
     *,
     config: SynthConfig = SynthConfig(),
     generator: torch.Generator | None = None,
+    noise_seed: int | None = None,
 ) -> tuple[FocalStack, torch.Tensor]:
     """Render one sample described by ``params`` (crop, flip, colour gains, PSF, noise, exposure, optics).
 
@@ -281,15 +362,12 @@ def render_sample(
         params: from ``sampling.sample_params`` or ``sampling.fixed_params``.
         config: the remaining rendering options.
         generator: random source for the noise (same device as ``rgb``).
+        noise_seed: seed of device-independent noise (``synth.noise``); takes precedence over ``generator``.
 
     Returns:
         ``(stack, depth)``: the stack and the ground-truth depth (1, H', W') after crop and flip, holes kept at 0.
     """
-    if params.crop is not None:
-        top, left, h, w = params.crop
-        rgb, depth = rgb[:, top : top + h, left : left + w], depth[:, top : top + h, left : left + w]
-    if params.flip:
-        rgb, depth = rgb.flip(-1), depth.flip(-1)
+    rgb, depth = crop_flip(rgb, depth, params)
     if params.color_gains is not None:
         gains = torch.tensor(params.color_gains, device=rgb.device, dtype=rgb.dtype)[:, None, None]  # (3, 1, 1)
         rgb = linear_to_srgb(srgb_to_linear(rgb) * gains)
@@ -297,6 +375,21 @@ def render_sample(
                   read_noise=params.read_noise)
     fd = torch.tensor(params.focus_distances_m, dtype=torch.float64)
     exposure = None if params.exposure is None else torch.tensor(params.exposure, dtype=torch.float64)
-    stack = render_stack(rgb, depth, params.camera, fd, config=cfg, exposure=exposure, generator=generator)
+    stack = render_stack(rgb, depth, params.camera, fd, config=cfg, exposure=exposure, generator=generator,
+                         noise_seed=noise_seed)
     gt = torch.where(valid_depth(depth), depth, torch.zeros_like(depth))
     return stack, gt
+
+
+def crop_flip(rgb: torch.Tensor, depth: torch.Tensor, params: SampleParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crop and flip of ``params`` applied to colour and depth (the part of a sample a CPU worker prepares).
+
+    Shape:
+        rgb (3, H, W), depth (1, H, W) -> (3, h, w), (1, h, w)
+    """
+    if params.crop is not None:
+        top, left, h, w = params.crop
+        rgb, depth = rgb[:, top : top + h, left : left + w], depth[:, top : top + h, left : left + w]
+    if params.flip:
+        rgb, depth = rgb.flip(-1), depth.flip(-1)
+    return rgb, depth

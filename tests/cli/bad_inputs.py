@@ -52,8 +52,8 @@ def build_template(root: Path) -> Path:
     torch.manual_seed(0)
     model = build_model(ModelConfig(**TINY))
     export_model(model, root / "model.safetensors", trained_on="bad-input table")
-    cfg = TrainConfig(data=(f"stacks:{root / 'data'}",), model="focdepthformer-tiny", model_options={k: v for k, v in TINY.items()
-                                                                         if k != "focus_distance_aware"},
+    options = {k: v for k, v in TINY.items() if k != "focus_distance_aware"}
+    cfg = TrainConfig(data=(f"stacks:{root / 'data'}",), model="focdepthformer-tiny", model_options=options,
                       steps=2, batch_size=1, crop=16, workers=0, device="cpu", val_every=0)
     optimizer = torch.optim.AdamW(model.parameters())
     (root / "run").mkdir()

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from focalcli.cli.app import app
@@ -82,3 +83,21 @@ def test_batch_model_writes_confidence(tiny_stack, plane_stack, tmp_path, micro_
     assert r.exit_code == 0, r.stderr
     for name in ("tiny", "plane"):
         assert np.load(tmp_path / "out" / name / "c.npy").shape == np.load(tmp_path / "out" / name / "depth.npy").shape
+
+
+def test_device_errors_are_one_line(tiny_stack, tmp_path, micro_weights, monkeypatch):
+    base = ["predict", str(tiny_stack), "-o", str(tmp_path / "d.npy"), "--method", "model", "--weights",
+            str(micro_weights)]
+    assert_one_line_error(runner.invoke(app, [*base, "--device", "cpu", "--precision", "fp16"]), 4, "fp16 is for GPUs")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    assert_one_line_error(runner.invoke(app, [*base, "--device", "cuda:3"]), 4, "'cuda:3' does not exist")
+    monkeypatch.undo()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB. GPU 0 has a total capacity of "
+                                     "7.6 GiB\nmore lines")
+
+    monkeypatch.setattr("focalcli.models.focdepthformer.FocDepthFormer.forward", out_of_memory)
+    assert_one_line_error(runner.invoke(app, [*base, "--device", "cpu"]), 4, "out of memory on cpu")
+    assert not (tmp_path / "d.npy").exists()
