@@ -85,3 +85,25 @@ def test_config_checks():
         TrainConfig(steps=0)
     with pytest.raises(ConfigError, match="frames_max"):
         TrainConfig(frames_min=5, frames_max=3)
+
+
+def test_init_starts_from_exported_weights(tmp_path):
+    from focalcli.errors import ModelFileError
+    from focalcli.weights import export_model
+
+    data = write_stacks(tmp_path / "data", count=2, h=20, w=24)
+    train(tiny_config(data, steps=2, val_every=0), tmp_path / "a")
+    first = load_checkpoint(tmp_path / "a" / "last.pt")
+    from focalcli.train.loop import build_train_model
+
+    model = build_train_model(tiny_config(data))
+    model.load_state_dict(first["model"])
+    export_model(model, tmp_path / "a.safetensors")
+    train(tiny_config(data, steps=1, val_every=0, lr=1e-12, warmup_steps=0, init=str(tmp_path / "a.safetensors")),
+          tmp_path / "b")
+    after = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    # a step at lr 1e-12 leaves the initial weights (AdamW's first step is at most lr in size)
+    assert all(torch.allclose(after[k], v, atol=1e-6) for k, v in first["model"].items())
+    with pytest.raises(ModelFileError, match="differs"):
+        train(tiny_config(data, steps=1, val_every=0, model="focusvolume", model_options={},
+                          init=str(tmp_path / "a.safetensors")), tmp_path / "c")

@@ -17,6 +17,8 @@ def train(
     val_data: list[str] | None = typer.Option(None, "--val-data", help="Validation set (same forms), repeatable; "
                                               "default: the evaluation split of each --data source."),
     model: str | None = typer.Option(None, "--model", help="Model preset (focal models lists them)."),
+    init: Path | None = typer.Option(None, "--init", help="Start from these weights (.safetensors from focal export, "
+                                     "same architecture): fine-tune instead of training from scratch."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps in all."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Global batch size."),
     crop: int | None = typer.Option(None, "--crop", min=8, help="Training crop side (px)."),
@@ -45,8 +47,8 @@ def train(
         layers.append((_read_run_config(out / "config.json"), f"{out / 'config.json'}"))
     if config is not None:
         layers.append((load_toml(config), str(config)))
-    flags = {"data": data or None, "val_data": val_data or None, "model": model, "steps": steps,
-             "batch_size": batch_size, "crop": crop, "lr": lr, "loss": loss, "val_every": val_every,
+    flags = {"data": data or None, "val_data": val_data or None, "model": model, "init": str(init) if init else None,
+             "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr, "loss": loss, "val_every": val_every,
              "workers": workers, "seed": seed, "device": device}
     layers.append(({k: v for k, v in flags.items() if v is not None}, "options"))
     cfg = None

@@ -42,6 +42,7 @@ class TrainConfig:
     val_data: tuple[str, ...] = ()  # validation sets; () = the evaluation split of each training source
     model: str = "focusvolume"  # model preset (focal models lists them)
     model_options: dict = field(default_factory=dict)  # config fields overriding the preset's
+    init: str = ""  # start from these weights (a .safetensors file from focal export of the same architecture)
     synth_options: dict = field(default_factory=dict)  # options of the on-the-fly synthetic sources
     augment: dict = field(default_factory=dict)  # training augmentation (train.data.augment.AugmentOptions)
     steps: int = 2000  # optimiser steps in all
@@ -106,6 +107,22 @@ def build_train_model(cfg: TrainConfig):
         config = config_from_dict({**config.to_dict(), **cfg.model_options}, where="model_options")
     check_model_size(lambda: build_model(config), f"model {cfg.model}")  # before anything is allocated
     return build_model(config)
+
+
+def _load_init(model: torch.nn.Module, path: str) -> None:
+    """Initialise ``model`` from an exported file (``init``): same architecture and shapes, loaded strictly.
+
+    Raises:
+        ModelFileError: not a focal model file, or one of another architecture or size.
+    """
+    from focalcli.errors import ModelFileError
+    from focalcli.weights import load_model
+
+    source = load_model(path)
+    if source.config.to_dict() | {"name": ""} != model.config.to_dict() | {"name": ""}:
+        raise ModelFileError(f"{path}: its model config differs from this run's ({model.config.name}); --init needs "
+                             "the same architecture and sizes")
+    model.load_state_dict(source.state_dict())
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -257,7 +274,10 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
     val_sets = _validation_sets(cfg) if info.is_main else []
 
     # --- model, optimiser, state
-    model = build_train_model(cfg).to(device)
+    model = build_train_model(cfg)
+    if cfg.init and state is None:
+        _load_init(model, cfg.init)
+    model = model.to(device)
     optimizer = _optimizer(model, cfg)
     start, best = 0, math.inf
     if state is not None:
