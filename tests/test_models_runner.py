@@ -1,0 +1,69 @@
+"""ModelRunner: one inference path for predict, eval and validation; numpy and torch backends agree."""
+
+import numpy as np
+import pytest
+import torch
+
+from focalcli.io.stack import FocalStack, scan_stack
+from focalcli.models import FocusVolumeConfig, build_model
+from focalcli.models.runner import ModelRunner, working_size
+from focalcli.weights import export_model
+from tests.conftest import write_frames
+
+CONFIG = FocusVolumeConfig(bands=4, scales=3, widths=(6, 8, 10))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model(CONFIG)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return export_model(model, tmp_path_factory.mktemp("w") / "fv.safetensors")
+
+
+def _stack(n=4, h=50, w=70, focus=True):
+    g = torch.Generator().manual_seed(n)
+    frames = torch.rand(n, 3, h, w, generator=g)
+    fd = 1 / torch.linspace(2.0, 0.5, n) if focus else None
+    return FocalStack(frames=frames, focus_distances_m=fd)
+
+
+def test_working_size():
+    assert working_size(480, 640, 512) == (384, 512)
+    assert working_size(100, 80, 512) == (100, 80)  # never upscaled
+
+
+@pytest.mark.parametrize("focus", [True, False])
+def test_numpy_and_torch_backends_agree(weights, focus):
+    stack = _stack(focus=focus)
+    fast = ModelRunner.from_file(weights, backend="numpy", max_size=48)
+    slow = ModelRunner.from_file(weights, backend="torch", max_size=48)
+    assert fast.numpy and not slow.numpy
+    a, b = fast(stack), slow(stack)
+    assert a.units == b.units == ("m" if focus else "frame_index")
+    assert a.depth.shape == b.depth.shape == (50, 70)  # back at the frames' size
+    assert np.allclose(a.depth, b.depth, rtol=1e-4)
+    assert np.allclose(a.confidence, b.confidence, atol=1e-4)
+
+
+def test_folder_and_memory_give_the_same_depth(weights, tmp_path):
+    """predict streams a StackFolder, eval passes frames in memory: both go through the same resizing."""
+    stack = _stack()
+    frames = stack.frames.permute(0, 2, 3, 1).numpy()
+    folder = write_frames(tmp_path / "s", frames, focus=stack.focus_distances_m.numpy(), bit_depth=16)
+    runner = ModelRunner.from_file(weights, max_size=48)
+    from_disk = runner(scan_stack(folder)).depth
+    in_memory = runner(FocalStack(frames=torch.from_numpy(np.round(frames * 65535) / 65535).permute(0, 3, 1, 2),
+                                  focus_distances_m=stack.focus_distances_m)).depth
+    assert np.allclose(from_disk, in_memory, rtol=1e-5)
+
+
+def test_refuses_what_the_backend_cannot_do(weights):
+    from focalcli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="numpy backend"):
+        ModelRunner.from_file(weights, backend="numpy", precision="bf16")
+    with pytest.raises(ConfigError, match="unknown backend"):
+        ModelRunner.from_file(weights, backend="jax")
