@@ -94,3 +94,25 @@ def test_textbook_baseline_finds_a_slanted_plane():
     pred = textbook_depth(iter(frames), list(focus))
     err = np.abs(pred - depth) / depth
     assert np.median(err) < 0.05
+
+
+def test_gt_frame_index_is_linear_in_diopters_and_empty_outside():
+    from focalcli.bench.depth import gt_frame_index
+
+    focus = [0.5, 1.0, 2.0]  # diopters 2, 1, 0.5
+    depth = np.array([[0.5, 2 / 3, 1.0, 2.0, 0.4, 3.0, 0.0]])  # 2 D, 1.5 D, 1 D, 0.5 D, 2.5 D, 0.33 D, hole
+    idx = gt_frame_index(depth, focus)
+    assert idx[0, :4].tolist() == pytest.approx([0.0, 0.5, 1.0, 2.0])
+    assert np.isnan(idx[0, 4:]).all()
+
+
+def test_frame_index_scores_a_plane_without_focus_distances(tmp_path):
+    from focalcli.bench.depth import score_frame_index
+
+    rgbd = _rgbd(tmp_path / "rgbd", [(48, 64)])
+    out = tmp_path / "val"
+    build_valset(rgbd, out, holdout=0, seed=0)
+    rows = score_frame_index(out, ["textbook", "classic"])
+    assert {r["method"] for r in rows} == {"textbook", "classic"}
+    long = [r for r in rows if r["set"] == "f2-n41-depth"]
+    assert long and all(0 <= r["rmse_frames"] < 41 and 0 <= r["within_half"] <= 1 for r in long)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import typer
 
 __all__ = ["COLUMNS", "METHODS", "score_valset"]
@@ -100,11 +101,81 @@ def score_valset(valset: str | Path, methods: list[str], *,
     return results
 
 
+def gt_frame_index(depth: np.ndarray, focus_m: list[float]) -> np.ndarray:
+    """Ground-truth depth as a fractional 0-based frame index (linear in diopters between the two focus planes it
+    lies between); NaN where the depth is invalid or outside the focus range. ``(H, W)`` -> ``(H, W)``."""
+    q = 1.0 / np.asarray(focus_m, np.float64)  # (N,) decreasing diopters
+    d = np.where(depth > 0, depth, np.nan).astype(np.float64)
+    inv = 1.0 / d
+    index = np.interp(inv, q[::-1], np.arange(len(q))[::-1].astype(np.float64))  # np.interp needs increasing xp
+    inside = (inv <= q[0]) & (inv >= q[-1])
+    return np.where(inside, index, np.nan)
+
+
+def _textbook_index():
+    """The textbook method without focus distances: frame indices stand in for diopters."""
+    from focalcli.bench.baselines import textbook_depth
+
+    def run(frames, focus):
+        n = frames.shape[0]
+        fake = [1.0 / (n - i) for i in range(n)]  # diopters n .. 1: linear in the frame index
+        images = [f.permute(1, 2, 0).numpy() for f in frames]
+        return n - 1.0 / textbook_depth(images, fake)  # diopters back to a 0-based index
+
+    return run
+
+
+def score_frame_index(valset: str | Path, methods: list[str], *,
+                      progress: Callable[[str, str], None] | None = None) -> list[dict]:
+    """Each method run *without* focus distances, scored in frame-index units: RMSE and mean |error| in frame
+    spacings against the ground truth's fractional frame index (pixels inside the focus range only).
+
+    Returns:
+        One row per (set, method): ``set``, ``method``, ``count``, ``rmse_frames``, ``mae_frames``, ``within_half``
+        (share of pixels within half a frame spacing).
+    """
+    from focalcli.errors import ConfigError
+    from focalcli.train.data.stacks import StackFolderSource
+
+    unknown = [m for m in methods if m.partition(":")[0] not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}; use one of {', '.join(METHODS)}")
+    results = []
+    for folder in _sets(Path(valset)):
+        source = StackFolderSource(folder)
+        items = [source.item(i) for i in range(len(source))]
+        for name in methods:
+            if progress is not None:
+                progress(folder.name, name)
+            kind, _, arg = name.partition(":")
+            if kind == "textbook":
+                predict = _textbook_index()
+            else:
+                base = METHODS[kind](arg)
+
+                def predict(frames, focus, base=base):
+                    return base(frames, None).numpy() - 1.0  # 1-based frame index -> 0-based
+
+            errors = []
+            for item in items:
+                gt = gt_frame_index(item["depth"][0].numpy(), item["focus_distances_m"].tolist())
+                pred = np.asarray(predict(item["frames"], None), np.float64)
+                ok = np.isfinite(gt) & np.isfinite(pred)
+                errors.append((pred - gt)[ok])
+            e = np.concatenate(errors) if errors else np.zeros(0)
+            results.append({"set": folder.name, "method": name, "count": len(items),
+                            "rmse_frames": float(np.sqrt(np.mean(e**2))), "mae_frames": float(np.mean(np.abs(e))),
+                            "within_half": float(np.mean(np.abs(e) <= 0.5))})
+    return results
+
+
 def bench_depth(
     valset: Path = typer.Option(..., "--valset", help="Folder made by `python -m focalcli.bench valset`."),
     methods: str = typer.Option("textbook,classic", "--methods", help=f"Comma-separated: {', '.join(METHODS)} "
                                 "(model: the shipped weights; model:FILE: an exported model)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every figure (and per-stack rows) here."),
+    frame_index: bool = typer.Option(False, "--frame-index", help="Run the methods without focus distances and "
+                                     "score frame-index depth (RMSE in frame spacings), as for macro stacks."),
 ) -> None:
     """Depth accuracy (metric protocol) of each method on each validation set, with seconds per stack."""
     from rich.console import Console
@@ -115,6 +186,9 @@ def bench_depth(
 
     err = Console(stderr=True)
     names = [m.strip() for m in methods.split(",") if m.strip()]
+    if frame_index:
+        _frame_index_table(valset, names, json_out, err)
+        return
     try:
         rows = score_valset(valset, names, progress=lambda s, m: err.print(f"scoring {m} on {s}"))
     except FocalError as e:
@@ -138,6 +212,35 @@ def bench_depth(
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps({"valset": str(valset), "protocol": "metric", "results": rows}, indent=2) + "\n",
                            encoding="utf-8")
+        err.print(f"wrote {json_out}")
+
+
+def _frame_index_table(valset: Path, names: list[str], json_out: Path | None, err) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from focalcli.errors import FocalError
+    from focalcli.io.atomic import atomic_path
+
+    try:
+        rows = score_frame_index(valset, names, progress=lambda s, m: err.print(f"scoring {m} on {s}"))
+    except FocalError as e:
+        err.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    table = Table(title=f"frame-index depth on {valset} (no focus distances given; errors in frame spacings)")
+    for col in ("set", "method", "stacks", "RMSE", "mean |err|", "within 0.5"):
+        table.add_column(col, justify="left" if col in ("set", "method") else "right")
+    for r in rows:
+        table.add_row(r["set"], r["method"], str(r["count"]), f"{r['rmse_frames']:.3f}", f"{r['mae_frames']:.3f}",
+                      f"{r['within_half']:.3f}")
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out.width = 160
+    out.print(table)
+    if json_out is not None:
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps({"valset": str(valset), "protocol": "frame_index", "results": rows}, indent=2)
+                           + "\n", encoding="utf-8")
         err.print(f"wrote {json_out}")
 
 

@@ -3,7 +3,7 @@
 The held-out RGB-D scenes of DIR (``io.rgbd.split_scenes``, the split training uses) are rendered by the reference
 renderer (``bench.reference_render``: numpy + OpenCV, independent of the training renderer) with a full-frame 50 mm
 lens (36 mm sensor, pixel pitch = 36 mm / image width), each scene first resized so its long side is at most 640 px
-(area for colour, nearest for depth), in four sets:
+(area for colour, nearest for depth), in five sets:
 
 ============================  ======  ======  =========================================================
 set                           frames  f-stop  focus distances (uniform in diopters)
@@ -12,6 +12,7 @@ set                           frames  f-stop  focus distances (uniform in diopte
 ``f2-n10-depth``              10      F/2     5th .. 95th percentile of the scene's valid depth
 ``f2.8-n5-uniform``           5       F/2.8   0.6 m .. 10 m
 ``f2.8-n5-depth``             5       F/2.8   5th .. 95th percentile
+``f2-n41-depth``              41      F/2     5th .. 95th percentile (a long, macro-like stack)
 ============================  ======  ======  =========================================================
 
 Each stack gets Poisson-Gaussian sensor noise drawn from (seed, scene, set): shot log-uniform in [1e-4, 2e-3], read
@@ -60,6 +61,7 @@ SETS = (
     ValSet("f2-n10-depth", 10, 2.0, "depth"),
     ValSet("f2.8-n5-uniform", 5, 2.8, "uniform"),
     ValSet("f2.8-n5-depth", 5, 2.8, "depth"),
+    ValSet("f2-n41-depth", 41, 2.0, "depth"),  # a long, macro-like stack (bench depth --frame-index)
 )
 
 
