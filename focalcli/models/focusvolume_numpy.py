@@ -2,9 +2,10 @@
 
 ``focal predict`` on a CPU spends ~1.5 s just importing torch, longer than the whole prediction takes. This module
 runs the same network (``focalcli.models.focusvolume.FocusVolumeNet``) from the same weights with numpy matrix
-products and OpenCV filters: every layer is a twin of a torch operation (zero-padded 3x3 convolutions as one
-matrix product over the nine shifted copies of the input (im2col) in channels-last layout, 1x1 convolutions as one product, average pooling as block means,
-bilinear upsampling with half-pixel centres), and ``tests/test_models_focusvolume.py`` checks the two agree.
+products and OpenCV filters; every layer is a twin of a torch operation: zero-padded 3x3 convolutions as one matrix
+product over the nine shifted copies of the input (im2col) in channels-last layout, 1x1 convolutions as one product,
+average pooling as block means, bilinear upsampling with half-pixel centres. ``tests/test_models_focusvolume.py``
+checks the two agree.
 
 The per-frame part (``frame_energies``) runs as each frame is decoded, so only the stride-4 volume is kept: memory
 grows with N only by ``N x H/4 x W/4`` values per channel.
