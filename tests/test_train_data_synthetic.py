@@ -130,3 +130,23 @@ def test_rendered_training_stacks_are_clean_for_the_augmentation():
     frames = src.draw(sample_generator(0, 0), (32, 32), 3)["frames"]
     levels = frames * 255
     assert float((levels - levels.round()).abs().max()) > 1e-3  # float, not yet quantised to 8 bits
+
+
+def test_training_draws_look_like_use():
+    """Stacks of 2-16 frames, mostly scene-agnostic schedules (bounds not at the depth's percentiles), 256-px
+    windows and camera noise: old training drew 3-8 frames, percentile schedules only, 128-px crops, noise <= 2e-3."""
+    from focalcli.train.data.augment import AugmentOptions
+    from focalcli.train.loop import TrainConfig
+
+    cfg = TrainConfig()
+    assert (cfg.frames_min, cfg.frames_max, cfg.crop) == (2, 16, 256)
+    src = build_source(parse_data_spec("procedural"), train=True, synth_options={"shapes": 6})
+    kinds = [src.draw_params(sample_generator(5, i), (32, 32), 6)[0].schedule.split(":")[0] for i in range(40)]
+    assert 0.4 <= kinds.count("uniform") / len(kinds) <= 0.8  # scene-agnostic: bounds a photographer picks
+    ds = MixtureDataset([src], [1.0], seed=0, crop=(32, 32), n_frames=(2, 16), augment=AugmentOptions())
+    lengths = {ds.step_choice(step)[1] for step in range(200)}
+    assert min(lengths) == 2 and max(lengths) == 16
+    flat = torch.full((1, 3, 64, 64), 0.4)
+    from focalcli.train.data.augment import sensor_noise
+
+    assert float(sensor_noise(flat, 3e-3, 5e-3, 8, sample_generator(0, 0)).std()) > 0.02  # ISO-6400-like noise
