@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -340,25 +341,41 @@ def disparity_to_pseudo_depth(disparity: np.ndarray, valid: np.ndarray,
     return np.where(valid, 1.0 / inv, 0.0).astype(np.float32)
 
 
-def _decode_depth(scene: RGBDScene) -> tuple[np.ndarray, dict]:
-    p, kind = scene.depth, scene.kind
-    if kind == "middlebury":
-        disp = _read_raw(p).astype(np.float32)
-        return disparity_to_pseudo_depth(disp, disp > 0), {"pseudo_depth": True, "units": "pseudo-metres"}
-    if kind == "hci4d":
-        disp = read_pfm(p)
-        return disparity_to_pseudo_depth(disp, np.isfinite(disp)), {"pseudo_depth": True, "units": "pseudo-metres"}
-    if kind == "nyu-raw":
-        raw = _read_pgm_little_endian(p).astype(np.float64)
-        ok = raw < 1092.5 - 1e-3
-        ok &= raw < 2047
-        return np.where(ok, 351.3 / np.where(ok, 1092.5 - raw, 1.0), 0.0).astype(np.float32), {}
-    if kind == "sun":
-        v = _read_raw(p).astype(np.uint16)
-        v = (v >> 3) | (v << 13)  # uint16 arithmetic keeps the low 16 bits
-        return v.astype(np.float32) / 1000.0, {}
-    if kind == "tum":
-        return _read_raw(p).astype(np.float32) / 5000.0, {}
+def _image_rgb(scene: RGBDScene) -> np.ndarray:
+    img, _ = read_image(scene.rgb)  # (H, W, 3)
+    return img.transpose(2, 0, 1)  # (3, H, W)
+
+
+def _middlebury(scene: RGBDScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    disp = _read_raw(scene.depth).astype(np.float32)
+    return _image_rgb(scene), disparity_to_pseudo_depth(disp, disp > 0), {"pseudo_depth": True,
+                                                                          "units": "pseudo-metres"}
+
+
+def _hci4d(scene: RGBDScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    disp = read_pfm(scene.depth)
+    return _image_rgb(scene), disparity_to_pseudo_depth(disp, np.isfinite(disp)), {"pseudo_depth": True,
+                                                                                    "units": "pseudo-metres"}
+
+
+def _nyu_raw(scene: RGBDScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    raw = _read_pgm_little_endian(scene.depth).astype(np.float64)
+    ok = raw < 1092.5 - 1e-3  # Kinect counts at or beyond 1092.5 have no depth (2047 = no reading)
+    return _image_rgb(scene), np.where(ok, 351.3 / np.where(ok, 1092.5 - raw, 1.0), 0.0).astype(np.float32), {}
+
+
+def _sun(scene: RGBDScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    v = _read_raw(scene.depth).astype(np.uint16)
+    v = (v >> 3) | (v << 13)  # uint16 arithmetic keeps the low 16 bits
+    return _image_rgb(scene), v.astype(np.float32) / 1000.0, {}
+
+
+def _tum(scene: RGBDScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    return _image_rgb(scene), _read_raw(scene.depth).astype(np.float32) / 5000.0, {}
+
+
+def _folder(scene: RGBDScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    p = scene.depth
     suffix = p.suffix.lower()
     if suffix == ".npy":
         try:
@@ -368,13 +385,29 @@ def _decode_depth(scene: RGBDScene) -> tuple[np.ndarray, dict]:
         d = np.squeeze(d)
         if d.ndim != 2:
             raise InputError(f"{p}: expected an HxW depth map, got shape {d.shape}")
-        return d.astype(np.float32), {}
+        return _image_rgb(scene), d.astype(np.float32), {}
     if suffix == ".pfm":
-        return read_pfm(p), {}
+        return _image_rgb(scene), read_pfm(p), {}
     raw = _read_raw(p)
     if raw.dtype != np.uint16:
         raise InputError(f"{p}: depth images must be 16-bit (value / {scene.depth_scale:g} = metres), got {raw.dtype}")
-    return raw.astype(np.float32) / scene.depth_scale, {"depth_scale": scene.depth_scale}
+    return _image_rgb(scene), raw.astype(np.float32) / scene.depth_scale, {"depth_scale": scene.depth_scale}
+
+
+def _nyu_mat(scene: RGBDScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    import h5py
+
+    with h5py.File(scene.depth, "r") as f:
+        rgb = np.asarray(f["images"][scene.index]).transpose(0, 2, 1)  # (3, W, H) column-major -> (3, H, W)
+        depth = np.asarray(f["depths"][scene.index], dtype=np.float32).T  # (W, H) -> (H, W) metres
+    return rgb.astype(np.float32) / 255.0, depth, {"index": scene.index}
+
+
+# RGBDScene.kind -> reader returning (sRGB (3, H, W) float32, depth (H, W) metres, metadata)
+_READERS: dict[str, Callable[[RGBDScene], tuple[np.ndarray, np.ndarray, dict]]] = {
+    "folder": _folder, "middlebury": _middlebury, "hci4d": _hci4d, "nyu-raw": _nyu_raw, "sun": _sun, "tum": _tum,
+    "nyu-mat": _nyu_mat,
+}
 
 
 def load_rgbd(scene: RGBDScene) -> RGBDSample:
@@ -386,19 +419,8 @@ def load_rgbd(scene: RGBDScene) -> RGBDSample:
     meta = {"kind": scene.kind, "rgb": str(scene.rgb), "depth": str(scene.depth)}
     if scene.intrinsics is not None:
         meta["intrinsics"] = list(scene.intrinsics)
-    if scene.kind == "nyu-mat":
-        import h5py
-
-        with h5py.File(scene.depth, "r") as f:
-            rgb = np.asarray(f["images"][scene.index]).transpose(0, 2, 1)  # (3, W, H) column-major -> (3, H, W)
-            depth = np.asarray(f["depths"][scene.index], dtype=np.float32).T  # (W, H) -> (H, W) metres
-        rgb = rgb.astype(np.float32) / 255.0
-        meta["index"] = scene.index
-    else:
-        img, _ = read_image(scene.rgb)  # (H, W, 3)
-        rgb = img.transpose(2, 0, 1)  # (3, H, W)
-        depth, extra = _decode_depth(scene)
-        meta.update(extra)
+    rgb, depth, extra = _READERS[scene.kind](scene)
+    meta.update(extra)
     if depth.shape != rgb.shape[1:]:
         raise InputError(f"{scene.name}: depth is {depth.shape[1]}x{depth.shape[0]} but rgb is "
                          f"{rgb.shape[2]}x{rgb.shape[1]} ({scene.depth.name}, {scene.rgb.name})")
