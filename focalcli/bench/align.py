@@ -33,7 +33,6 @@ import numpy as np
 import torch
 import typer
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rgbd"
 SCENES = {
     "nyu0": ("metric3d-demo/nyu_demo/rgb/rgb_00000.jpg", "metric3d-demo/nyu_demo/depth/sync_depth_00000.png"),
     "nyu50": ("metric3d-demo/nyu_demo/rgb/rgb_00050.jpg", "metric3d-demo/nyu_demo/depth/sync_depth_00050.png"),
@@ -49,7 +48,7 @@ HUGIN_HFOV = 5
 # ---------------------------------------------------------------------------------------------------- rendering
 
 
-def load_scene(name: str, data: Path = DATA) -> tuple[np.ndarray, np.ndarray]:
+def load_scene(name: str, data: Path) -> tuple[np.ndarray, np.ndarray]:
     """RGB float32 HxWx3 in [0, 1] and inverse depth (NYU) or disparity (Middlebury) scaled to [0, 1]."""
     rgb_path, depth_path = (data / p for p in SCENES[name])
     if not rgb_path.is_file():
@@ -205,7 +204,8 @@ def align(
     scenes: str = typer.Option("nyu0,aloe,nyu50", help=f"Scenes: {', '.join(SCENES)}."),
     peers: str = typer.Option("ecc,hugin", help="Peers to run beside focal: ecc, hugin (empty for none)."),
     seed: int = typer.Option(0, help="Seed of the random transforms, gains and noise."),
-    data: Path = typer.Option(DATA, help="The rgbd data folder (shared/data/rgbd)."),
+    data: Path = typer.Option(..., "--data", help="The RGB-D folder the stacks are rendered from (e.g. the "
+                              "project's shared/data/rgbd: NYU v2 frames of metric3d-demo and open3d samples)."),
     setup: bool = typer.Option(False, "--setup", help="First apt-get install hugin-tools and enfuse (needs root)."),
 ) -> None:
     """Corner error (px) and seconds per stack of focal's registration and its peers."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from focalcli.cli import console as con
+from focalcli.bench import report as con
 
 
 def coc_change_px(depth: np.ndarray, focus_m, focal_length_mm: float, f_number: float, pixel_pitch_um: float) -> float:

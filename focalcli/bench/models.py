@@ -21,7 +21,7 @@ import time
 
 import typer
 
-from focalcli.cli import console as con
+from focalcli.bench import report as con
 
 _PART_MODULES = {"stem": ("stem",), "encoder": ("encoder", "focus_embed"), "fusion": ("fusion",),
                  "decoder": ("decoder", "head")}

@@ -42,7 +42,7 @@ def bench_synth(
     from rich.console import Console
     from rich.table import Table
 
-    from focalcli.cli import console as con
+    from focalcli.bench import report as con
     from focalcli.optics.thinlens import coc_gain, coc_pixels, pixel_pitch_um
     from focalcli.runtime import resolve_device, sync
     from focalcli.synth.procedural import dead_leaves

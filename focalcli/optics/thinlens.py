@@ -206,6 +206,6 @@ def schedule_random(
     inv = torch.linspace(1.0 / near, 1.0 / far, n, dtype=torch.float64)  # (N,) decreasing diopters
     if jitter > 0 and n > 1:
         step = (inv[0] - inv[1]).abs()
-        inv = inv + (torch.rand(n, generator=generator, dtype=torch.float64) - 0.5) * 2 * jitter * step * 0.5
+        inv = inv + (torch.rand(n, generator=generator, dtype=torch.float64) - 0.5) * 2 * jitter * step
         inv = torch.sort(inv, descending=True).values
     return (1.0 / inv).float()

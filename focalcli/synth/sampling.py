@@ -15,7 +15,7 @@ Focus schedules (``parse_schedule``):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -154,7 +154,6 @@ class SampleParams:
     crop: tuple[int, int, int, int] | None = None  # (top, left, height, width)
     flip: bool = False
     color_gains: tuple[float, float, float] | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -109,7 +109,6 @@ def scene_seed(seed: int, name: str) -> int:
 class _Task:
     name: str
     scene: RGBDScene | None  # None for procedural and random samples
-    index: int  # procedural index
     textures: tuple[RGBDScene, ...]  # texture sources for procedural scenes
     rgbd: str | None = None  # random samples: the RGB-D folder they are drawn from (None: procedural only)
     random: bool = False  # a random training sample (SynthJob.random)
@@ -262,12 +261,12 @@ def synthesize(
         raise ConfigError("nothing to render: give --rgbd DIR, --procedural COUNT or --random COUNT")
     scenes = find_rgbd(rgbd, job.depth_scale) if rgbd is not None else []
     if job.random:
-        tasks = [_Task(f"random__{i:06d}", None, i, (), None if rgbd is None else str(rgbd), True)
+        tasks = [_Task(f"random__{i:06d}", None, (), None if rgbd is None else str(rgbd), True)
                  for i in range(job.random)]
     else:
         textures = tuple(scenes[:: max(1, len(scenes) // _TEXTURE_POOL)][:_TEXTURE_POOL])
-        tasks = [_Task(s.name, s, -1, ()) for s in scenes]
-        tasks += [_Task(f"procedural__{i:05d}", None, i, textures) for i in range(job.procedural)]
+        tasks = [_Task(s.name, s, ()) for s in scenes]
+        tasks += [_Task(f"procedural__{i:05d}", None, textures) for i in range(job.procedural)]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     if not out.parent.is_dir():

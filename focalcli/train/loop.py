@@ -22,7 +22,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -367,8 +367,3 @@ def config_from_dict(*layers: dict, where: str = "training config") -> TrainConf
     from focalcli.config import build_dataclass
 
     return build_dataclass(TrainConfig, *layers, where=where)
-
-
-def config_fields() -> list[str]:
-    """Names of the ``TrainConfig`` keys (for help texts and TOML files)."""
-    return [f.name for f in fields(TrainConfig)]

@@ -16,7 +16,7 @@ import torch
 from focalcli.errors import InputError
 from focalcli.train.data.base import pick, random_crop_flip
 
-__all__ = ["DDFF_BASELINE_FOCAL", "DDFF_FOCUS_M", "DDFFSource", "ddff_focus_distances"]
+__all__ = ["DDFF_BASELINE_FOCAL", "DDFFSource", "ddff_focus_distances"]
 
 DDFF_BASELINE_FOCAL = 0.14124  # depth (m) = this / disparity (px)
 DDFF_NEAR_M, DDFF_FAR_M, DDFF_PLANES = 0.5, 7.0, 10
@@ -27,7 +27,6 @@ def ddff_focus_distances() -> torch.Tensor:
     return 1.0 / torch.linspace(1.0 / DDFF_NEAR_M, 1.0 / DDFF_FAR_M, DDFF_PLANES, dtype=torch.float64)
 
 
-DDFF_FOCUS_M = tuple(float(d) for d in ddff_focus_distances())
 
 
 class DDFFSource:
