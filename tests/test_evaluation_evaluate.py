@@ -5,7 +5,6 @@ import torch
 
 from focalcli.errors import ConfigError
 from focalcli.evaluation.evaluate import classic_predictor, evaluate, score
-from focalcli.evaluation.metrics import depth_metrics
 from focalcli.train.data.ddff import DDFFSource
 from tests.datasets_tiny import write_ddff_h5
 
@@ -32,19 +31,34 @@ def test_unknown_protocol():
         score(torch.ones(2, 2), torch.ones(2, 2), "kitti")
 
 
-def test_evaluate_averages_per_stack(tmp_path):
-    src = DDFFSource(write_ddff_h5(tmp_path / "d.h5", n_val=3), split="val")
+class _TwoPlanes:
+    """An evaluation source with known answers: a plane at 1 m and one at 4 m (the second with a hole)."""
 
-    def oracle_times(k):
-        return lambda frames, focus: torch.full(frames.shape[2:], float(k))
+    name = "planes"
 
-    res = evaluate(src, oracle_times(2.0), protocol="metric", method="const")
-    assert [r["name"] for r in res.rows] == ["val_0000", "val_0001", "val_0002"]
-    rows = [depth_metrics(torch.full((12, 16), 2.0), src.item(i)["depth"][0]) for i in range(3)]
-    for k in res.mean:
-        assert res.mean[k] == pytest.approx(sum(r[k] for r in rows) / 3)
+    def __len__(self):
+        return 2
+
+    def item(self, i):
+        depth = torch.full((1, 4, 4), 1.0 if i == 0 else 4.0)
+        if i == 1:
+            depth[0, 0, 0] = 0.0  # invalid: not scored
+        return {"frames": torch.zeros(3, 3, 4, 4), "focus_distances_m": torch.tensor([1.0, 2.0, 3.0]),
+                "depth": depth, "name": f"plane{i}"}
+
+
+def test_evaluate_averages_per_stack():
+    res = evaluate(_TwoPlanes(), lambda frames, focus: torch.full(frames.shape[2:], 2.0), protocol="metric",
+                   method="const")
+    assert [r["name"] for r in res.rows] == ["plane0", "plane1"]
+    # plane 0: |2 - 1| / 1 = 1, plane 1: |2 - 4| / 4 = 0.5; the stacks are averaged, not their pixels
+    assert res.rows[0]["abs_rel"] == pytest.approx(1.0) and res.rows[1]["abs_rel"] == pytest.approx(0.5)
+    assert res.mean["abs_rel"] == pytest.approx(0.75)
+    assert res.mean["rmse"] == pytest.approx((1.0 + 2.0) / 2)
+    assert res.mean["sq_rel"] == pytest.approx((1.0 + 1.0) / 2)  # (2-1)^2/1 and (2-4)^2/4
+    assert res.mean["delta1"] == res.mean["delta2"] == res.mean["delta3"] == 0.0  # ratio 2 > 1.25^3 = 1.95
     out = res.to_json()
-    assert out["count"] == 3 and set(out["mean"]) == set(rows[0]) and out["scale_aligned"] is False
+    assert out["count"] == 2 and set(out["mean"]) == set(res.rows[0]) - {"name"} and out["scale_aligned"] is False
 
 
 def test_classic_predictor_runs(tmp_path):
