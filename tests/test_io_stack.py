@@ -66,6 +66,24 @@ def test_exif_subject_distance(tmp_path):
     assert sf.camera.f_number == 4.0
 
 
+def test_exif_pixel_pitch_follows_the_stored_resolution(tmp_path):
+    """FocalPlaneXResolution (pixels per inch or cm of sensor) gives the pixel pitch; a frame stored smaller than
+    PixelXDimension (a downscaled JPEG) has proportionally larger pixels."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for i in range(2):
+        im = Image.fromarray((_frames(1)[0] * 255).astype(np.uint8))  # stored width: _frames' width
+        exif = im.getexif()
+        ifd = exif.get_ifd(0x8769)
+        ifd[0xA20E] = 2000.0  # FocalPlaneXResolution: 2000 pixels per cm -> 5 um pixels
+        ifd[0xA210] = 3  # unit: centimetres
+        ifd[0xA002] = 2 * im.size[0]  # the camera's full width: twice the stored one
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", exif=exif.tobytes())
+        (folder / f"f{i}.jpg").write_bytes(buf.getvalue())
+    assert scan_stack(folder).camera.pixel_pitch_um == pytest.approx(10.0)
+
+
 def test_write_stack_roundtrip(tmp_path):
     stack = FocalStack(frames=torch.rand(2, 3, 8, 9), focus_distances_m=torch.tensor([0.4, 0.9]))
     write_stack(stack, tmp_path / "out", extra={"source": "test"})
@@ -107,11 +125,14 @@ def _bad_stack(tmp_path, kind):
     if kind == "json_nonpositive":
         (folder / "stack.json").write_text(json.dumps({"focus_distances_m": [1.0, 0.0, 2.0]}))
         return folder, "positive"
+    if kind == "json_duplicate":
+        (folder / "stack.json").write_text(json.dumps({"focus_distances_m": [1.0, 2.0, 1.0]}))
+        return folder, "share a focus distance"
     raise AssertionError(kind)
 
 
 BAD = ["missing", "empty", "one_frame", "unreadable", "non_image", "sizes", "json_syntax", "json_missing_file",
-       "json_count", "json_nonpositive"]
+       "json_count", "json_nonpositive", "json_duplicate"]
 
 
 @pytest.mark.parametrize("kind", BAD)
