@@ -139,3 +139,18 @@ def test_loader_workers_give_the_same_batches(tmp_path):
     batches = [list(DataLoader(ds, batch_sampler=StepBatchSampler(0, 3, 2), num_workers=w)) for w in (0, 2)]
     for x, y in zip(*batches, strict=True):
         assert torch.equal(x["frames"], y["frames"]) and torch.equal(x["depth"], y["depth"])
+
+
+def test_stack_folders_decode_only_the_drawn_sub_schedule(tmp_path, monkeypatch):
+    from focalcli.io.stack import StackFolder
+    from focalcli.train.data import build_source, parse_data_spec, sample_generator
+
+    root = write_stacks(tmp_path / "data", count=2, n=6, h=20, w=24)
+    src = build_source(parse_data_spec(f"stacks:{root}"), train=True)
+    decoded = []
+    original = StackFolder.frame
+    monkeypatch.setattr(StackFolder, "frame", lambda self, i, native=False: decoded.append(i) or original(self, i,
+                                                                                                           native))
+    s = src.draw(sample_generator(0, 1), (16, 16), 3)
+    assert s["frames"].shape == (3, 3, 16, 16) and len(decoded) == 3  # not all six
+    assert bool((s["focus_distances_m"].diff() > 0).all())

@@ -141,24 +141,27 @@ class StackFolder:
     def __len__(self) -> int:
         return len(self.frame_paths)
 
-    def iter_frames(self, native: bool = False) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield ``(name, image HxWx3)`` near to far, decoding one frame at a time.
-
-        Args:
-            native: yield the decoded pixel type (uint8/uint16) instead of float32 in [0, 1].
+    def frame(self, index: int, native: bool = False) -> np.ndarray:
+        """Frame ``index`` (near to far) as HxWx3: float32 in [0, 1], or the decoded pixel type (uint8/uint16)
+        with ``native``.
 
         Raises:
-            InputError: a frame is unreadable or its size differs from the first frame's.
+            InputError: the frame is unreadable or its size differs from the stack's.
         """
+        p = self.frame_paths[index]
+        img = decode_image(p) if native else read_image(p)[0]
         h, w = self.info.height, self.info.width
-        for p in self.frame_paths:
-            img = decode_image(p) if native else read_image(p)[0]
-            if img.shape[:2] != (h, w):
-                raise InputError(
-                    f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's {w}x{h} "
-                    f"(align or resize the frames first)"
-                )
-            yield p.name, img
+        if img.shape[:2] != (h, w):
+            raise InputError(
+                f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's {w}x{h} "
+                f"(align or resize the frames first)"
+            )
+        return img
+
+    def iter_frames(self, native: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, image HxWx3)`` near to far, decoding one frame at a time (see ``frame``)."""
+        for i, p in enumerate(self.frame_paths):
+            yield p.name, self.frame(i, native)
 
 
 def natural_key(name: str) -> list[object]:

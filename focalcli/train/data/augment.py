@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["AugmentOptions", "augment", "sensor_noise", "subset_frames"]
+__all__ = ["AugmentOptions", "augment", "sensor_noise", "subset_frames", "subset_indices"]
 
 
 @dataclass(frozen=True)
@@ -43,18 +43,24 @@ def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
     return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
 
-def subset_frames(sample: dict, n: int, g: torch.Generator) -> dict:
-    """``n`` frames of a longer stack: a random window of ``m`` consecutive frames, ``n`` spread evenly over it.
-
-    Frames stay near to far; a stack of at most ``n`` frames is returned as it is.
-    """
-    m_all = sample["frames"].shape[0]
-    if n >= m_all or n < 1:
-        return sample
-    m = int(torch.randint(n, m_all + 1, (), generator=g))
-    start = int(torch.randint(0, m_all - m + 1, (), generator=g))
+def subset_indices(total: int, n: int, g: torch.Generator) -> list[int]:
+    """Which ``n`` of ``total`` frames make a random sub-schedule: a window of ``m`` consecutive frames (``m``
+    uniform in [n, total]) and ``n`` indices spread evenly over it, increasing. All frames when ``n >= total``."""
+    if n >= total or n < 1:
+        return list(range(total))
+    m = int(torch.randint(n, total + 1, (), generator=g))
+    start = int(torch.randint(0, total - m + 1, (), generator=g))
     # spacing (m - 1) / (n - 1) >= 1, so the rounded indices are distinct and increasing
-    idx = torch.linspace(start, start + m - 1, n, dtype=torch.float64).round().long()
+    return torch.linspace(start, start + m - 1, n, dtype=torch.float64).round().long().tolist()
+
+
+def subset_frames(sample: dict, n: int, g: torch.Generator) -> dict:
+    """``n`` frames of a longer stack (``subset_indices``); frames stay near to far, a stack of at most ``n``
+    frames is returned as it is."""
+    total = sample["frames"].shape[0]
+    if n >= total or n < 1:
+        return sample
+    idx = subset_indices(total, n, g)
     return {**sample, "frames": sample["frames"][idx], "focus_distances_m": sample["focus_distances_m"][idx]}
 
 

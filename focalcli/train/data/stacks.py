@@ -1,5 +1,8 @@
 """Stack folders with ground truth, laid out as ``focal synth`` writes them: ``DIR/NAME/stack/`` (a stack folder
-with ``stack.json`` giving the focus distances) and ``DIR/NAME/depth.npy`` (float32 metres, 0 = invalid)."""
+with ``stack.json`` giving the focus distances) and ``DIR/NAME/depth.npy`` (float32 metres, 0 = invalid).
+
+A training draw of ``n`` frames from a longer stack picks its random sub-schedule first
+(``augment.subset_indices``) and decodes only those frames."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import torch
 
 from focalcli.errors import InputError
 from focalcli.io.depth import read_depth
-from focalcli.io.stack import natural_key, read_stack
+from focalcli.io.stack import StackFolder, natural_key, read_stack, scan_stack
+from focalcli.train.data.augment import subset_indices
 from focalcli.train.data.base import pick, random_crop_flip
 
 __all__ = ["StackFolderSource"]
@@ -35,6 +39,7 @@ class StackFolderSource:
                               key=lambda p: natural_key(p.name))
         if not self.entries:
             raise InputError(f"{folder}: no NAME/stack/ + NAME/depth.npy pairs (the layout focal synth writes)")
+        self._scans: dict[Path, StackFolder] = {}  # scanned once per process
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -51,5 +56,30 @@ class StackFolderSource:
         return {"frames": stack.frames, "focus_distances_m": stack.focus_distances_m.float(), "depth": depth,
                 "name": entry.name}
 
+    def _scan(self, index: int) -> StackFolder:
+        entry = self.entries[index]
+        if entry not in self._scans:
+            sf = scan_stack(entry / "stack")
+            if sf.focus_distances_m is None:
+                raise InputError(f"{entry / 'stack'}: no focus distances in stack.json (needed for training)")
+            self._scans[entry] = sf
+        return self._scans[entry]
+
     def draw(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None = None) -> dict:
-        return random_crop_flip(self.item(pick(g, len(self))), size, g)
+        """A random crop of a random stack; with ``n_frames``, a random sub-schedule of that many frames (only
+        those are decoded)."""
+        import numpy as np
+
+        index = pick(g, len(self))
+        sf = self._scan(index)
+        keep = subset_indices(len(sf), n_frames or len(sf), g)
+        frames = []
+        for i in keep:
+            img = sf.frame(i)  # (H, W, 3) float32 in [0, 1]
+            frames.append(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1))
+        depth = torch.from_numpy(read_depth(self.entries[index] / "depth.npy"))[None]  # (1, H, W)
+        if tuple(depth.shape[1:]) != (sf.info.height, sf.info.width):
+            raise InputError(f"{self.entries[index] / 'depth.npy'}: size {tuple(depth.shape[1:])} differs from the "
+                             f"frames' {(sf.info.height, sf.info.width)}")
+        fd = torch.tensor([sf.focus_distances_m[i] for i in keep], dtype=torch.float32)
+        return random_crop_flip({"frames": torch.stack(frames), "focus_distances_m": fd, "depth": depth}, size, g)
