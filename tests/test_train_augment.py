@@ -52,3 +52,14 @@ def test_augment_keeps_frames_and_depth_together():
     assert torch.equal(out["frames"][:, :, y, x], s["frames"][:, :, 0, 0])
     clean = augment(s, sample_generator(2, 3), 6, AugmentOptions(noise=False, rotate=False, subsets=False))
     assert torch.equal(clean["frames"], s["frames"])
+
+
+def test_jpeg_round_trip_adds_block_artefacts_only():
+    from focalcli.train.data.augment import jpeg_frames
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(2, 3, 32, 32, generator=g)
+    low, high = jpeg_frames(frames, 40), jpeg_frames(frames, 98)
+    assert low.shape == frames.shape and float(low.min()) >= 0 and float(low.max()) <= 1
+    assert float((high - frames).abs().mean()) < float((low - frames).abs().mean())  # quality matters
+    assert float((high - frames).abs().mean()) < 0.05

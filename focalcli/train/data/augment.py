@@ -9,7 +9,10 @@ frames at 16 bits), and ``augment`` turns each into a training sample that looks
   of the scene in the focus range vary from sample to sample;
 - ``rotate``: a random multiple of 90 degrees (square samples) and a left-right flip;
 - ``noise``: shot + read noise in linear light (variance ``shot * x + read^2``, levels log-uniform per stack, the
-  same sensor for every frame), back to sRGB, quantised to ``bit_depth`` bits.
+  same sensor for every frame), back to sRGB, quantised to ``bit_depth`` bits;
+- ``jpeg``: a share of the stacks is JPEG-compressed frame by frame (quality drawn per stack): real macro stacks
+  mostly come as JPEGs, whose block artefacts add high-frequency energy to blurred frames that a focus measure must
+  learn to ignore.
 
 Every draw comes from the passed generator, so a sample stays a function of (seed, step, index).
 """
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["AugmentOptions", "augment", "sensor_noise", "subset_frames", "subset_indices"]
+__all__ = ["AugmentOptions", "augment", "jpeg_frames", "sensor_noise", "subset_frames", "subset_indices"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class AugmentOptions:
     shot_noise: tuple[float, float] = (1e-5, 3e-3)  # variance per unit linear signal, log-uniform
     read_noise: tuple[float, float] = (2e-4, 5e-3)  # std in linear full-scale units, log-uniform
     bit_depth: int = 8  # quantisation after the noise (0 = none)
+    jpeg: float = 0.25  # share of stacks saved as JPEG (blocking and ringing, as in most real macro stacks)
+    jpeg_quality: tuple[int, int] = (75, 95)  # JPEG quality, uniform
 
 
 def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -80,6 +85,20 @@ def sensor_noise(frames: torch.Tensor, shot: float, read: float, bit_depth: int,
     return out
 
 
+def jpeg_frames(frames: torch.Tensor, quality: int) -> torch.Tensor:
+    """Each sRGB frame ``(N, 3, H, W)`` in [0, 1] through an 8-bit JPEG round trip at ``quality``."""
+    import cv2
+    import numpy as np
+
+    out = []
+    for f in frames:
+        img = np.ascontiguousarray((f.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy())
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
+        out.append(torch.from_numpy(dec.reshape(img.shape)).permute(2, 0, 1).float() / 255.0)
+    return torch.stack(out)
+
+
 def augment(sample: dict, g: torch.Generator, n_frames: int | None, options: AugmentOptions) -> dict:
     """Apply ``options`` to one training sample (``frames (N, 3, H, W)``, ``focus_distances_m (N,)``,
     ``depth (1, H, W)``; see ``train.data.base``)."""
@@ -97,4 +116,7 @@ def augment(sample: dict, g: torch.Generator, n_frames: int | None, options: Aug
         shot = _log_uniform(g, *options.shot_noise)
         read = _log_uniform(g, *options.read_noise)
         frames = sensor_noise(frames, shot, read, options.bit_depth, g)
+    if options.jpeg > 0 and float(torch.rand((), generator=g)) < options.jpeg:
+        lo, hi = options.jpeg_quality
+        frames = jpeg_frames(frames, int(torch.randint(lo, hi + 1, (), generator=g)))
     return {**sample, "frames": frames.contiguous(), "depth": depth.contiguous()}
