@@ -44,22 +44,23 @@ def test_noise_is_camera_like_and_seeded():
 
 def test_augment_keeps_frames_and_depth_together():
     s = _sample(n=6)
-    out = augment(s, sample_generator(2, 3), 6, AugmentOptions(noise=False))
+    out = augment(s, sample_generator(2, 3), 6, AugmentOptions(noise=False, jpeg=0.0))
     # rotations / flips move frames and depth alike: the pixel that holds depth value v holds the same frames
     v = out["depth"][0]
     src = s["depth"][0]
     y, x = (int(t) for t in torch.nonzero(v == src[0, 0])[0])
     assert torch.equal(out["frames"][:, :, y, x], s["frames"][:, :, 0, 0])
-    clean = augment(s, sample_generator(2, 3), 6, AugmentOptions(noise=False, rotate=False, subsets=False))
+    clean = augment(s, sample_generator(2, 3), 6, AugmentOptions(noise=False, rotate=False, subsets=False, jpeg=0.0))
     assert torch.equal(clean["frames"], s["frames"])
 
 
 def test_jpeg_round_trip_adds_block_artefacts_only():
     from focalcli.train.data.augment import jpeg_frames
 
-    g = torch.Generator().manual_seed(0)
-    frames = torch.rand(2, 3, 32, 32, generator=g)
+    from tests.synthetic import texture
+
+    frames = torch.from_numpy(texture(32, 32)).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)  # a natural-ish texture
     low, high = jpeg_frames(frames, 40), jpeg_frames(frames, 98)
     assert low.shape == frames.shape and float(low.min()) >= 0 and float(low.max()) <= 1
     assert float((high - frames).abs().mean()) < float((low - frames).abs().mean())  # quality matters
-    assert float((high - frames).abs().mean()) < 0.05
+    assert float((high - frames).abs().mean()) < 0.01

@@ -92,10 +92,10 @@ def jpeg_frames(frames: torch.Tensor, quality: int) -> torch.Tensor:
 
     out = []
     for f in frames:
-        img = np.ascontiguousarray((f.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy())
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
-        out.append(torch.from_numpy(dec.reshape(img.shape)).permute(2, 0, 1).float() / 255.0)
+        rgb = np.ascontiguousarray((f.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy())
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        dec = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) if ok else rgb
+        out.append(torch.from_numpy(dec).permute(2, 0, 1).float() / 255.0)
     return torch.stack(out)
 
 
