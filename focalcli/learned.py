@@ -12,9 +12,9 @@ import functools
 import os
 from pathlib import Path
 
-from focalcli.errors import ModelFileError
+from focalcli.errors import ConfigError, ModelFileError
 
-__all__ = ["default_weights", "depth_from_model", "load_runner"]
+__all__ = ["BACKENDS", "default_weights", "depth_from_model", "load_runner"]
 
 
 def default_weights() -> Path:
@@ -33,19 +33,40 @@ def default_weights() -> Path:
     return path
 
 
+BACKENDS = ("auto", "numpy", "torch")
+
+
 @functools.lru_cache(maxsize=2)
 def _cached_runner(path: str, stamp: tuple, device: str, precision: str, max_size: int, backend: str):
     """One runner per file version (``stamp``: size and modification time) and options."""
+    from focalcli import weights
     from focalcli.models.runner import ModelRunner
 
     del stamp  # part of the cache key only: a file replaced in place is loaded again
-    return ModelRunner.from_file(path, device=device, precision=precision, max_size=max_size, backend=backend)
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    cpu = device == "cpu"
+    if backend == "numpy" and not (cpu and precision == "fp32"):
+        raise ConfigError("the numpy backend runs on the CPU in fp32")
+    if backend != "torch" and cpu and precision == "fp32":
+        arch = weights.read_arch(path)
+        if arch == "focusvolume":
+            return ModelRunner(weights.load_numpy_model(path), precision=precision, max_size=max_size)
+        if backend == "numpy":
+            raise ConfigError(f"{path}: a {arch} model runs with the torch backend only")
+    import torch
+
+    model = weights.load_model(path, device=device)
+    return ModelRunner(model, device=torch.device(device), precision=precision, max_size=max_size)
 
 
 def load_runner(weights: str | os.PathLike | None = None, *, device="cpu", precision: str = "fp32",
                 max_size: int = 512, backend: str = "auto"):
     """A ``ModelRunner`` for a model file (None: the shipped weights), loaded once per process and options (batch
     prediction and evaluation load the model once).
+
+    ``backend``: ``auto`` runs a FocusVolume model on its numpy twin when it can (CPU, fp32: no torch import) and any
+    other model with torch; ``numpy`` or ``torch`` force one.
 
     Raises:
         ModelFileError: no or a bad weights file. ConfigError: options the model cannot run with.
@@ -61,7 +82,7 @@ def load_runner(weights: str | os.PathLike | None = None, *, device="cpu", preci
         stat = resolved.stat()
         stamp = (stat.st_size, stat.st_mtime_ns)
     except OSError:
-        stamp = ()  # a missing file: from_file says so
+        stamp = ()  # a missing file: the loader says so
     return _cached_runner(str(resolved), stamp, device, precision, int(max_size), backend)
 
 

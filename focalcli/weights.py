@@ -23,7 +23,7 @@ from focalcli.errors import ConfigError, ModelFileError
 from focalcli.io.atomic import atomic_path, check_output
 
 __all__ = ["FORMAT_VERSION", "MAX_PARAMETERS", "check_model_size", "export_model", "list_models", "load_model",
-           "load_numpy_model", "read_config", "read_metadata", "shipped_weights"]
+           "load_numpy_model", "read_arch", "read_config", "read_metadata", "shipped_weights"]
 
 FORMAT_VERSION = "1"
 MAX_PARAMETERS = 1_000_000_000  # the largest model focal builds from a config (4 GB of float32 weights)
@@ -115,6 +115,21 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     if meta["format_version"] != FORMAT_VERSION:
         raise ModelFileError(f"{p}: model file format {meta['format_version']!r}; this focal reads {FORMAT_VERSION!r}")
     return dict(meta)
+
+
+def read_arch(path: str | os.PathLike) -> str:
+    """The ``arch`` of a model file's config (``focdepthformer`` for files written before there were two), from the
+    header only.
+
+    Raises:
+        ModelFileError: see ``read_metadata``; a config that is not JSON.
+    """
+    meta = read_metadata(path)
+    try:
+        raw = json.loads(meta["config"])
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{path}: its model config is not JSON ({e})") from e
+    return raw.get("arch", "focdepthformer") if isinstance(raw, dict) else "focdepthformer"
 
 
 def read_config(path: str | os.PathLike):

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from focalcli.io.stack import FocalStack, scan_stack
+from focalcli.learned import load_runner
 from focalcli.models import FocusVolumeConfig, build_model
-from focalcli.models.runner import ModelRunner, working_size
+from focalcli.models.runner import working_size
 from focalcli.weights import export_model
 from tests.conftest import write_frames
 
@@ -38,8 +39,8 @@ def test_working_size():
 @pytest.mark.parametrize("focus", [True, False])
 def test_numpy_and_torch_backends_agree(weights, focus):
     stack = _stack(focus=focus)
-    fast = ModelRunner.from_file(weights, backend="numpy", max_size=48)
-    slow = ModelRunner.from_file(weights, backend="torch", max_size=48)
+    fast = load_runner(weights, device="cpu", backend="numpy", max_size=48)
+    slow = load_runner(weights, device="cpu", backend="torch", max_size=48)
     assert fast.numpy and not slow.numpy
     a, b = fast(stack), slow(stack)
     assert a.units == b.units == ("m" if focus else "frame_index")
@@ -53,7 +54,7 @@ def test_folder_and_memory_give_the_same_depth(weights, tmp_path):
     stack = _stack()
     frames = stack.frames.permute(0, 2, 3, 1).numpy()
     folder = write_frames(tmp_path / "s", frames, focus=stack.focus_distances_m.numpy(), bit_depth=16)
-    runner = ModelRunner.from_file(weights, max_size=48)
+    runner = load_runner(weights, device="cpu", max_size=48)
     from_disk = runner(scan_stack(folder)).depth
     in_memory = runner(FocalStack(frames=torch.from_numpy(np.round(frames * 65535) / 65535).permute(0, 3, 1, 2),
                                   focus_distances_m=stack.focus_distances_m)).depth
@@ -64,6 +65,6 @@ def test_refuses_what_the_backend_cannot_do(weights):
     from focalcli.errors import ConfigError
 
     with pytest.raises(ConfigError, match="numpy backend"):
-        ModelRunner.from_file(weights, backend="numpy", precision="bf16")
+        load_runner(weights, device="cpu", backend="numpy", precision="bf16")
     with pytest.raises(ConfigError, match="unknown backend"):
-        ModelRunner.from_file(weights, backend="jax")
+        load_runner(weights, device="cpu", backend="jax")

@@ -11,26 +11,24 @@ precision and working resolution, and turns a stack into a ``DepthResult`` at th
 3. depth is resized back to the frames' size in inverse depth (bilinear), where defocus -- and so the network's
    evidence -- is linear; frame-index depth is resized as it is.
 
-Backends: ``numpy`` (FocusVolume on the CPU in float32: no torch import, the fastest start) and ``torch`` (any
-architecture, any device and precision). ``auto`` picks numpy when it can. Units: metres with focus distances;
+Backends: the numpy twin of a FocusVolume network (on the CPU in float32: no torch import, the fastest start) or a
+torch module (any architecture, any device and precision); ``focalcli.learned.load_runner`` picks one for a model
+file. Units: metres with focus distances;
 without them frame-index units (1 = nearest frame, N = farthest) for the focus-distance-aware models, relative depth
 for the paper's regression head.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from focalcli.errors import ConfigError, InputError
 
-__all__ = ["BACKENDS", "PRECISIONS", "ModelRunner", "working_size"]
+__all__ = ["PRECISIONS", "ModelRunner", "working_size"]
 
-BACKENDS = ("auto", "numpy", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16")
 Progress = Callable[[int, int], None]
 
@@ -108,32 +106,6 @@ class ModelRunner:
         if self.numpy and precision != "fp32":
             raise ConfigError(f"the numpy backend runs in fp32, not {precision}; use the torch backend")
 
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, *, device="cpu", precision: str = "fp32", max_size: int = 512,
-                  backend: str = "auto") -> ModelRunner:
-        """Load a model file (``focal export``) for the chosen backend.
-
-        Raises:
-            ModelFileError: a bad file. ConfigError: a backend that cannot run this model or precision.
-        """
-        from focalcli import weights
-
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-        cpu = str(device) == "cpu"
-        if backend == "numpy" and not (cpu and precision == "fp32"):
-            raise ConfigError("the numpy backend runs on the CPU in fp32")
-        if backend != "torch" and cpu and precision == "fp32":
-            meta_arch = _arch(path)
-            if meta_arch == "focusvolume":
-                return cls(weights.load_numpy_model(path), precision=precision, max_size=max_size)
-            if backend == "numpy":
-                raise ConfigError(f"{path}: a {meta_arch} model runs with the torch backend only")
-        import torch
-
-        model = weights.load_model(path, device=str(torch.device(device)))
-        return cls(model, device=torch.device(device), precision=precision, max_size=max_size)
-
     @property
     def arch(self) -> str:
         return self.model.config.arch
@@ -208,17 +180,3 @@ class ModelRunner:
         top = None if pred.weights is None else pred.weights[0].max(dim=0).values.float().cpu().numpy()
         return pred.depth[0, 0].float().cpu().numpy(), top
 
-
-def _arch(path: str | os.PathLike) -> str:
-    """The ``arch`` in a model file's config (FocDepthFormer when absent), from the header only."""
-    import json
-
-    from focalcli.errors import ModelFileError
-    from focalcli.weights import read_metadata
-
-    meta = read_metadata(Path(path))
-    try:
-        raw = json.loads(meta["config"])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{path}: its model config is not JSON ({e})") from e
-    return raw.get("arch", "focdepthformer") if isinstance(raw, dict) else "focdepthformer"
