@@ -36,6 +36,25 @@ def test_classic_commands_do_not_import_torch(plane_stack, tmp_path):
     assert (tmp_path / "d.npy").is_file() and (tmp_path / "aligned" / "stack.json").is_file()
 
 
+def test_the_focus_volume_model_predicts_without_torch(plane_stack, tmp_path):
+    """The default model's numpy twin runs on a CPU without torch (which alone takes longer to import than the
+    whole prediction)."""
+    import torch
+
+    from focalcli.models import FocusVolumeConfig, build_model
+    from focalcli.weights import export_model
+
+    torch.manual_seed(0)
+    weights = export_model(build_model(FocusVolumeConfig(bands=2, widths=(4, 6))), tmp_path / "fv.safetensors")
+    folder, _ = plane_stack
+    commands = [["predict", str(folder), "-o", str(tmp_path / "d.npy"), "--method", "model", "--weights",
+                 str(weights), "--confidence", str(tmp_path / "c.npy"), "--device", "auto"]]
+    r = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(commands)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "no torch" in r.stdout and (tmp_path / "d.npy").is_file() and (tmp_path / "c.npy").is_file()
+
+
 def test_lazy_package_exports():
     import focalcli
 
