@@ -128,6 +128,8 @@ class StackFolder:
         distance_source: where the distances came from: ``"stack.json"``, ``"exif"`` or None.
         camera: optics (from stack.json or EXIF).
         info: size, channels and bit depth of the first frame (all frames share the size).
+        odd_size: images of another size than the stack's frames, left out (only ``scan_stack(...,
+            same_size=False)`` leaves them out; by default they are an error).
     """
 
     path: Path
@@ -136,6 +138,7 @@ class StackFolder:
     distance_source: str | None
     camera: Camera
     info: ImageInfo
+    odd_size: tuple[Path, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -257,10 +260,15 @@ def _exif_optics(path: Path) -> tuple[float | None, Camera]:
     return distance, Camera(focal_length_mm=num(0x920A), f_number=num(0x829D), pixel_pitch_um=pitch)
 
 
-def scan_stack(folder: str | os.PathLike) -> StackFolder:
+def scan_stack(folder: str | os.PathLike, *, same_size: bool = True) -> StackFolder:
     """Scan a stack folder: list and order its frames, read ``stack.json`` or EXIF, check sizes.
 
     Only image headers are read; pixels are decoded later (``iter_frames`` / ``read_stack``).
+
+    Args:
+        folder: the stack folder.
+        same_size: images whose size differs from most frames' are an error (naming them); False leaves them out
+            and lists them in ``odd_size`` (``focal info`` reports them).
 
     Raises:
         InputError: missing or empty folder, fewer than two frames, invalid ``stack.json``, a non-image file,
@@ -312,13 +320,22 @@ def scan_stack(folder: str | os.PathLike) -> StackFolder:
         order = sorted(range(len(paths)), key=lambda i: distances[i])
         paths, distances = [paths[i] for i in order], [distances[i] for i in order]
     infos = [probe_image(p) for p in paths]
+    sizes = [(i.width, i.height) for i in infos]
+    common = max(sizes, key=lambda sz: (sizes.count(sz), -sizes.index(sz)))  # the most frequent, then the first
+    odd = [k for k, sz in enumerate(sizes) if sz != common]
+    if odd and (same_size or len(paths) - len(odd) < 2):
+        k = odd[0]
+        others = len(paths) - len(odd)
+        what = f"the other {others} frames'" if others > 1 else f"{paths[sizes.index(common)].name}'s"
+        raise InputError(f"{paths[k]}: frame size {sizes[k][0]}x{sizes[k][1]} differs from {what} "
+                         f"{common[0]}x{common[1]} (not part of the stack? leave it out with a stack.json 'frames' "
+                         "list, or align or resize the frames first)")
+    odd_paths = tuple(paths[k] for k in odd)
+    if odd:
+        keep = [k for k in range(len(paths)) if k not in odd]
+        paths, infos = [paths[k] for k in keep], [infos[k] for k in keep]
+        distances = [distances[k] for k in keep] if distances is not None else None
     first = infos[0]
-    for p, info in zip(paths, infos, strict=True):
-        if (info.width, info.height) != (first.width, first.height):
-            raise InputError(
-                f"{p}: frame size {info.width}x{info.height} differs from {paths[0].name}'s "
-                f"{first.width}x{first.height} (align or resize the frames first)"
-            )
     if min(first.width, first.height) < MIN_FRAME_SIDE:
         raise InputError(f"{paths[0]}: frames are {first.width}x{first.height} pixels; focal needs at least "
                          f"{MIN_FRAME_SIDE} pixels on each side")
@@ -330,6 +347,7 @@ def scan_stack(folder: str | os.PathLike) -> StackFolder:
         distance_source=source,
         camera=camera,
         info=replace(first, bit_depth=bits),
+        odd_size=odd_paths,
     )
 
 
