@@ -85,7 +85,8 @@ def stack_info(folder: str | os.PathLike, *, content: bool = True) -> dict:
     Returns:
         A dict: ``path``, ``frames``, ``count``, ``width``, ``height``, ``bit_depth``, ``focus_distances_m``,
         ``focus_distance_source``, ``camera``, ``order`` (how the frames are ordered), ``notes`` (what focal will
-        assume), ``suspects`` (``{"frame", "why"}`` per image that looks out of place), ``missing`` (what the stack
+        assume), ``suspects`` (``{"frame", "why"}`` per image that looks out of place), ``odd_size`` (``{"frame",
+        "size"}`` per image of another size, left out of the rest of the report), ``missing`` (what the stack
         lacks that depth in metres or some command needs; ``needed_for`` names the command for camera fields) and
         ``optional`` (unknown camera fields that no command needs).
 
@@ -106,12 +107,14 @@ def stack_info(folder: str | os.PathLike, *, content: bool = True) -> dict:
     if len(sf) == 2:
         notes.append("2 frames: depth from focus can only tell two depth levels apart (nearer or farther than the "
                      "middle); depth between them is interpolated from the focus curves")
+    odd_size = []
     for p in sf.odd_size:
         from focalcli.io.images import probe_image
 
         info = probe_image(p)
+        odd_size.append({"frame": str(p), "size": f"{info.width}x{info.height}"})
         suspects.append({"frame": p.name, "why": f"size {info.width}x{info.height}, the frames are "
-                         f"{sf.info.width}x{sf.info.height}: left out of the stack; other commands refuse the "
+                         f"{sf.info.width}x{sf.info.height}: left out of this report; other commands refuse the "
                          "folder until a stack.json 'frames' list leaves it out"})
     if content:
         patterns = [_pattern(n) for n in names]
@@ -144,6 +147,7 @@ def stack_info(folder: str | os.PathLike, *, content: bool = True) -> dict:
         "order": order,
         "notes": notes,
         "suspects": suspects,
+        "odd_size": odd_size,
         "missing": missing,
         "needed_for": needed_for,
         "optional": optional,

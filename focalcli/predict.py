@@ -127,7 +127,6 @@ def align_for_prediction(stack: StackFolder | FocalStack, align: str | bool = "a
             return stack, record
     from focalcli.align.stack import register_lazily
 
-    t0 = time.perf_counter()
     if on_stage is not None:
         on_stage("registering")
     try:
@@ -137,7 +136,7 @@ def align_for_prediction(stack: StackFolder | FocalStack, align: str | bool = "a
             raise
         record["reason"] = f"not aligned: registration failed ({e}); use --align off, or focal align --skip-bad"
         return stack, record
-    record.update(applied=True, seconds=round(time.perf_counter() - t0, 3), registration=aligned.registration.to_json())
+    record.update(applied=True, registration=aligned.registration.to_json())
     if mode == "on":
         record["reason"] = "aligned: --align on"
     return aligned, record
@@ -393,7 +392,6 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
     outputs.check(overwrite, folders_exist=stage is None)
     if outputs.ply is not None:
         _check_ply(sf)
-    model = model_file_record(options.get("weights")) if method == "model" else None
     seconds: dict[str, float] = {}
     last = [time.perf_counter(), None]
 
@@ -410,6 +408,7 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
                      on_stage=stage_timer, **options)
     if outputs.confidence is not None and result.confidence is None:  # before anything is written
         raise ConfigError("this model gives no confidence map (the regression head has no choice among frames)")
+    model = model_file_record(options.get("weights")) if method == "model" else None  # the file loaded fine
     meta = {
         "focal_version": __version__,
         "stack": str(sf.path),
@@ -566,14 +565,14 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
     root, out_dir = Path(root), Path(out_dir)
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
+    if out_dir.resolve() == root.resolve():
+        raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
     folders, skipped = find_stack_tree(root, exclude=[out_dir])
     if not folders:
         why = f" ({len(skipped)} folder(s) left out: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise InputError(f"{root}: holds neither frames nor stack folders{why}")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder")
-    if out_dir.resolve() == root.resolve():
-        raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
     names = [depth_name] if isinstance(depth_name, str) else list(depth_name)
     plans = BatchPlans(skipped=skipped)
     for folder in folders:

@@ -80,6 +80,7 @@ class AlignCheck:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
+        """Everything but ``seconds`` (so that the same stack always gives the same record)."""
         return {
             "needed": self.needed,
             "misalignment_px": None if self.misalignment_px is None else round(self.misalignment_px, 3),
@@ -88,7 +89,6 @@ class AlignCheck:
             "side": self.side,
             "reference": self.reference,
             "frames": self.frames,
-            "seconds": round(self.seconds, 4),
         }
 
 

@@ -17,7 +17,9 @@ import numpy as np
 
 from focalcli.align.register import FrameTransform
 
-__all__ = ["coverage_mask", "valid_box", "warp_frame"]
+__all__ = ["INTERPOLATION", "coverage_mask", "valid_box", "warp_frame"]
+
+INTERPOLATION = cv2.INTER_CUBIC  # resampling of the warped frames
 
 
 def valid_box(transforms: Sequence[FrameTransform], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -100,7 +102,7 @@ def warp_frame(image: np.ndarray, transform: FrameTransform, box: tuple[int, int
     """
     _, _, bw, bh = box
     m = _output_map(transform, box)
-    flags, border = cv2.INTER_CUBIC, cv2.BORDER_REPLICATE
+    flags, border = INTERPOLATION, cv2.BORDER_REPLICATE
     if np.allclose(m, np.eye(3)) and (bh, bw) == image.shape[:2]:
         out = image.copy()
     elif np.allclose(m[2], [0.0, 0.0, 1.0]):

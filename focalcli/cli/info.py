@@ -24,7 +24,18 @@ def info(
     summary = stack_info(stack, content=content)
     if as_json:
         con.print_json(summary)
-        return
+    else:
+        _print(summary)
+    if summary["odd_size"]:
+        from focalcli.errors import InputError
+
+        odd = summary["odd_size"][0]
+        raise InputError(f"{odd['frame']}: frame size {odd['size']} differs from the other frames' "
+                         f"{summary['width']}x{summary['height']}; other commands refuse this folder until a "
+                         "stack.json 'frames' list leaves it out")
+
+
+def _print(summary: dict) -> None:
     out = typer.echo
     names = summary["frames"]
     out(f"stack     {summary['path']}")

@@ -92,8 +92,8 @@ def predict(
         for folder, why in plans.skipped:
             con.info(f"[yellow]skipped[/yellow] {stack / folder}: {why}")
         todo = sum(p.done is None for p in plans)
-        con.info(f"{len(plans)} stack(s) under {stack}" + (f", {len(plans) - todo} done already" if todo < len(plans)
-                                                             else ""))
+        con.debug(f"{len(plans)} stack(s) under {stack}" + (f", {len(plans) - todo} done already"
+                                                              if todo < len(plans) else ""))
         with con.progress_bar("predict", None) as advance:
             current = {"name": "", "label": ""}
 

@@ -83,7 +83,8 @@ def train(
     _check_sources(cfg)  # every data source, before the run folder is made
     header = f"training {cfg.model} for {cfg.steps} steps on {', '.join(cfg.data)} -> {out}"
     with _bar(cfg.steps, enabled=main, header=header) as update, _loggers(log, out, cfg, main) as logger:
-        summary = run(cfg, out, resume=resume, overwrite=overwrite, progress=update, logger=logger)
+        summary = run(cfg, out, resume=resume, overwrite=overwrite, progress=update, logger=logger,
+                      on_phase=update.phase)
     if main:
         best = summary["best_val_abs_rel"]
         con.info(f"done: final loss {summary['loss']:.4g}" + (f", best validation AbsRel {best:.4g}" if best else "")
@@ -191,12 +192,13 @@ def _bar(total: int, *, enabled: bool, header: str):
                 if enabled and not shown:
                     con.info(header)
                     shown.append(True)
-                label = "validating" if stats.get("phase") == "validating" else "train"
-                p.update(task, completed=done, loss=f"{stats['loss']:.4g}", speed=f"{stats['samples_per_s']:.1f}",
-                         label=label)
-                if label == "validating":
-                    con.debug(f"step {done}: validating")
+                p.update(task, completed=done, loss=f"{stats['loss']:.4g}", speed=f"{stats['samples_per_s']:.1f}")
 
+            def phase(name: str) -> None:
+                p.update(task, label="validating" if name == "validating" else "train")
+                con.debug(name)
+
+            update.phase = phase
             yield update
 
     return bar()

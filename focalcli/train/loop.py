@@ -187,7 +187,7 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: Progress | None = None, on_step: Callable[[int, float], None] | None = None,
-          logger=None) -> dict:
+          logger=None, on_phase: Callable[[str], None] | None = None) -> dict:
     """Train a model as ``cfg`` says, writing checkpoints and logs into ``run_dir``.
 
     A fresh run that fails (or is interrupted) before its first checkpoint removes what it wrote, so the corrected
@@ -201,8 +201,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
         progress: called on rank 0 after every step with ``(steps done, total, stats)``.
         on_step: called on every rank after every step with ``(step, loss)`` (tests use it to interrupt a run).
         logger: an object whose ``log(record)`` gets every ``log.jsonl`` record too (rank 0;
-            ``focalcli.train.loggers``: TensorBoard, W&B); None for none. Progress is also called with
-            ``stats["phase"] == "validating"`` before each validation.
+            ``focalcli.train.loggers``: TensorBoard, W&B); None for none.
+        on_phase: called on rank 0 with ``"validating"`` before each validation and ``"training"`` after it.
 
     Returns:
         A summary: steps, final loss, best validation score (mean AbsRel over the validation sets), paths, seconds.
@@ -215,11 +215,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
 
     with run_folder_guard(Path(run_dir), resume=resume, main=dist_info().is_main):
         return _train(cfg, Path(run_dir), resume=resume, overwrite=overwrite, progress=progress, on_step=on_step,
-                      logger=logger)
+                      logger=logger, on_phase=on_phase)
 
 
 def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, progress: Progress | None,
-           on_step: Callable[[int, float], None] | None, logger=None) -> dict:
+           on_step: Callable[[int, float], None] | None, logger=None,
+           on_phase: Callable[[str], None] | None = None) -> dict:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
 
@@ -330,10 +331,11 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
             validate = done == cfg.steps or (cfg.val_every and done % cfg.val_every == 0)
             ckpt = {"model": model, "optimizer": optimizer, "config": cfg.to_dict(), "seed": cfg.seed}
             if validate and val_sets:
-                if progress is not None:
-                    progress(done, cfg.steps, {"loss": loss_value, "lr": lr, "samples_per_s": speed,
-                                               "phase": "validating"})
+                if on_phase is not None:
+                    on_phase("validating")
                 scores = _validate(unwrap_model(model), val_sets, cfg, device)
+                if on_phase is not None:
+                    on_phase("training")
                 score = sum(s["abs_rel"] for s in scores.values()) / len(scores)
                 _append_log(run_dir / "log.jsonl", {"step": step, "val": scores, "val_abs_rel": score})
                 if logger is not None:

@@ -62,7 +62,8 @@ class DDFFSource:
             try:
                 import h5py
             except ImportError as e:
-                raise InputError(f"{self.path}: reading DDFF-12 .h5 files needs h5py (pip install 'focalcli[h5]')") from e
+                raise InputError(f"{self.path}: reading DDFF-12 .h5 files needs h5py "
+                                 "(pip install 'focalcli[h5]')") from e
             if not self.path.is_file():
                 raise InputError(f"{self.path}: no such file")
             try:
