@@ -25,8 +25,8 @@ def load_toml(path: str | os.PathLike) -> dict:
     """
     try:
         import tomllib  # Python >= 3.11
-    except ImportError as e:  # pragma: no cover - Python 3.10
-        raise ConfigError("TOML config files need Python 3.11 or newer") from e
+    except ImportError:  # pragma: no cover - Python 3.10: the tomli backport is a dependency there
+        import tomli as tomllib
 
     p = Path(path)
     if not p.is_file():

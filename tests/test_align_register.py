@@ -56,11 +56,32 @@ def test_downscaled_estimation_maps_back_to_full_size():
     assert max(corner_error(f.matrix, t, 480, 640) for f, t in zip(reg.frames, truths, strict=True)) < 0.25
 
 
+def test_photometric_exposure_gain_to_the_reference():
+    gains = np.array([[0.8, 0.9, 1.1], [1.0, 1.0, 1.0], [1.15, 1.05, 0.95]], np.float32)
+    frames, _, ref = misaligned_stack(n=3, h=240, w=320, gains=gains, offsets=np.zeros((3, 3)), seed=4)
+    reg = register_stack(_stack(frames))
+    for k, f in enumerate(reg.frames):
+        np.testing.assert_allclose(f.gain, 1 / gains[k], atol=0.03)
+        assert (f.offset == 0).all()
+
+
+def test_exposure_correction_leaves_defocus_contrast_alone():
+    """A defocused frame has less contrast, not less light: the default (exposure) gain stays ~1 where the affine fit
+    of earlier versions boosted its contrast (and so its focus measure) by ~20 %."""
+    from tests.test_align_check import breathing_stack
+
+    frames, _, _ = breathing_stack(step=0.006)
+    exposure = register_stack(_stack(frames))
+    affine = register_stack(_stack(frames), AlignConfig(photometric="affine"))
+    assert max(abs(float(g) - 1) for f in exposure.frames for g in f.gain) < 0.02
+    assert max(abs(float(g) - 1) for f in affine.frames for g in f.gain) > 0.1
+
+
 def test_photometric_gain_and_offset_to_the_reference():
     gains = np.array([[0.8, 0.9, 1.1], [1.0, 1.0, 1.0], [1.15, 1.05, 0.95]], np.float32)
     offsets = np.array([[0.05, 0.0, -0.03], [0.0, 0.0, 0.0], [-0.04, 0.02, 0.01]], np.float32)
     frames, _, ref = misaligned_stack(n=3, h=240, w=320, gains=gains, offsets=offsets, seed=4)
-    reg = register_stack(_stack(frames))
+    reg = register_stack(_stack(frames), AlignConfig(photometric="affine"))
     for k, f in enumerate(reg.frames):
         # reference ~ gain * frame + offset inverts frame = g * scene + o
         np.testing.assert_allclose(f.gain, 1 / gains[k], atol=0.03)

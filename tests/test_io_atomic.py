@@ -13,6 +13,7 @@ from focalcli.io.atomic import (
     PARTIAL_MARKER,
     atomic_path,
     atomic_paths,
+    check_output,
     check_writable,
     defer_interrupts,
     partial_folder,
@@ -84,3 +85,55 @@ def test_defer_interrupts_delivers_ctrl_c_after_the_block():
         done.append("renames finished")
     assert done == ["renames finished"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_outputs_get_the_mode_of_a_new_file_even_when_the_writer_replaces_the_temporary(tmp_path):
+    import tempfile
+
+    def private_writer(tmp):  # as safetensors does: a new 0600 file written elsewhere, moved onto the temporary
+        fd, other = tempfile.mkstemp(dir=tmp_path)
+        os.write(fd, b"data")
+        os.close(fd)
+        os.replace(other, tmp)
+
+    with atomic_path(tmp_path / "one.bin") as tmp:
+        private_writer(tmp)
+    with atomic_paths([tmp_path / "a.bin", tmp_path / "sub" / "b.bin"]) as tmps:
+        for t in tmps:
+            private_writer(t)
+    for p in (tmp_path / "one.bin", tmp_path / "a.bin", tmp_path / "sub" / "b.bin"):
+        assert (p.stat().st_mode & 0o777) == 0o666 & ~_umask(), p
+
+
+def test_exported_model_file_is_not_private(exported_path):
+    assert (exported_path.stat().st_mode & 0o777) == 0o666 & ~_umask()
+
+
+@pytest.fixture
+def exported_path(tmp_path):
+    from focalcli.weights import export_model
+    from tests.models_common import micro
+
+    return export_model(micro(True), tmp_path / "m.safetensors")
+
+
+def test_missing_folders_are_made_only_when_the_outputs_are_committed(tmp_path):
+    target = tmp_path / "x" / "y" / "d.png"
+    check_output(target, overwrite=False)  # fine: the folders will be made
+    with pytest.raises(RuntimeError), atomic_paths([target]) as (tmp,):
+        tmp.write_bytes(b"half")
+        assert not (tmp_path / "x").exists()  # the temporary lives in the nearest existing folder
+        raise RuntimeError("the work failed")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"done")
+    assert target.read_bytes() == b"done"
+    (tmp_path / "f").write_text("a file")
+    with pytest.raises(OutputError, match="is a file"):
+        check_output(tmp_path / "f" / "d.png", overwrite=False)

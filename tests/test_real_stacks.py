@@ -24,7 +24,12 @@ def test_predict_real_stack(shared_data, tmp_path, name):
     d = read_depth(tmp_path / "d.png")
     aif, _ = read_image(tmp_path / "aif.png")
     assert d.shape == (s["height"], s["width"]) == aif.shape[:2]
-    assert np.isfinite(d).all() and d.min() >= 1.0 and d.max() <= len(s["frames"])
+    valid = d > 0  # 0: pixels that not every frame covers once aligned (--align auto)
+    assert np.isfinite(d).all() and d[valid].min() >= 1.0 and d.max() <= len(s["frames"])
+    assert int((~valid).sum()) == s["align"].get("uncovered_pixels", 0)
+    if (~valid).any():  # the uncovered pixels form a border ring, the middle is all measured
+        h, w = d.shape
+        assert s["align"]["applied"] and valid[h // 8: -h // 8, w // 8: -w // 8].all() and valid.mean() > 0.75
     # the fused image is at least as sharp as the sharpest frame (gradient energy)
     import cv2
 
@@ -33,4 +38,5 @@ def test_predict_real_stack(shared_data, tmp_path, name):
         return float(np.mean(cv2.Laplacian(g, cv2.CV_32F) ** 2))
 
     frames = [read_image(folder / f)[0] for f in s["frames"]]
-    assert energy(aif) >= 0.95 * max(energy(f) for f in frames)
+    # aligned frames are resampled (bicubic), which softens the finest detail a little: s003 0.84 measured
+    assert energy(aif) >= (0.8 if s["align"]["applied"] else 0.95) * max(energy(f) for f in frames)

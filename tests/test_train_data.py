@@ -10,7 +10,7 @@ from focalcli.train.data.fod500 import FoD500Source
 from focalcli.train.data.stacks import StackFolderSource
 from tests.datasets_tiny import write_ddff_h5, write_fod500, write_stacks
 
-needs_exr = pytest.mark.skipif(exr_backend() is None, reason="no EXR codec (pip install 'focal[exr]')")
+needs_exr = pytest.mark.skipif(exr_backend() is None, reason="no EXR codec (pip install 'focalcli[exr]')")
 
 
 @pytest.mark.parametrize(("text", "spec"), [

@@ -2,7 +2,8 @@
 
 ``align_folder`` is what ``focal align`` calls: frames are streamed from disk twice (once, downscaled, to register;
 once to warp and write), so memory holds one full-size frame at a time. ``align_stack`` returns an aligned
-in-memory ``FocalStack`` (``focal predict --align``).
+in-memory ``FocalStack``; ``register_lazily`` returns a ``WarpedStack`` that warps each frame only when it is read
+(``focal predict``/``fuse`` with alignment: no torch, and memory that does not grow with the stack).
 """
 
 from __future__ import annotations
@@ -10,17 +11,21 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from focalcli.align.register import AlignConfig, FrameReader, Registration, register_stack
-from focalcli.align.warp import valid_box, warp_frame
+from focalcli.align.warp import coverage_mask, valid_box, warp_frame
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_folder, atomic_path, check_output_folder
-from focalcli.io.images import write_image
-from focalcli.io.stack import FocalStack, StackFolder, scan_stack, write_stack_json
+from focalcli.io.images import ImageInfo, write_image
+from focalcli.io.stack import Camera, FocalStack, StackFolder, scan_stack, write_stack_json
 
-__all__ = ["TRANSFORMS_JSON", "align_folder", "align_stack", "check_registration"]
+__all__ = ["TRANSFORMS_JSON", "WarpedStack", "align_folder", "align_stack", "check_registration", "register_and_warp",
+           "register_lazily"]
 
 TRANSFORMS_JSON = "transforms.json"
 FRAME_CACHE_BYTES = 256 * 2**20  # stacks up to this size (decoded) are decoded once and kept for the warping pass
@@ -66,42 +71,141 @@ def align_stack(stack: StackFolder | FocalStack, config: AlignConfig | None = No
         progress: called with ``(done, total)`` over registration and warping.
 
     Returns:
-        The aligned stack (frames in the reference frame's geometry, colours matched to it).
+        The aligned stack (frames in the reference frame's geometry, colours matched to it). Its ``coverage``
+        marks the pixels each warped frame really covers (None when every frame covers every pixel); elsewhere the
+        frame's border pixels are repeated.
 
     Raises:
         InputError: a frame cannot be registered (without ``skip_bad``), or the stack cannot be read.
     """
-    import torch
+    return register_and_warp(stack, config, crop=crop, skip_bad=skip_bad, progress=progress)[0]
 
-    n = len(stack)
 
-    def reg_progress(done: int, _: int) -> None:
-        if progress is not None:
-            progress(done, 2 * n)
+def register_and_warp(stack: StackFolder | FocalStack, config: AlignConfig | None = None, *, crop: bool = False,
+                      skip_bad: bool = False, progress: Progress | None = None,
+                      on_pass: Callable[[str], None] | None = None) -> tuple[FocalStack, Registration]:
+    """``align_stack`` that also returns the ``Registration`` (the transforms and scores of every input frame).
 
-    reader = FrameReader(stack, cache_bytes=FRAME_CACHE_BYTES)  # small stacks: decode each frame once
-    reg = register_stack(stack, config, progress=reg_progress, reader=reader)
+    Args:
+        progress: called with ``(done, total)`` in each pass.
+        on_pass: called with ``"registering"`` and ``"warping"`` as each pass starts (progress bar labels).
+    """
+    if on_pass is not None:
+        on_pass("registering")
+    warped = register_lazily(stack, config, crop=crop, skip_bad=skip_bad, progress=progress)
+    if on_pass is not None:
+        on_pass("warping")
+    return warped.to_focal_stack(progress), warped.registration
+
+
+@dataclass
+class WarpedStack:
+    """A registered stack whose frames are warped into the reference frame's grid when they are read.
+
+    It offers what the depth and fusion code read from a stack (``len``, ``names``, ``focus_distances_m``,
+    ``camera``, ``info``, ``size``) plus ``frame(i)`` and ``cover(i)``; ``to_focal_stack()`` makes the in-memory
+    ``FocalStack`` (torch) for code that needs one.
+
+    Attributes:
+        source: the input stack.
+        registration: its transforms (every input frame).
+        keep: indices of the input frames used (all of them unless bad frames were dropped).
+        box: ``(x, y, width, height)`` of the output in reference pixels.
+    """
+
+    source: StackFolder | FocalStack
+    registration: Registration
+    keep: list[int]
+    box: tuple[int, int, int, int]
+    reader: FrameReader = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    @property
+    def names(self) -> list[str]:
+        return [self.source.names[i] for i in self.keep]
+
+    @property
+    def focus_distances_m(self) -> tuple[float, ...] | None:
+        distances = _distances(self.source)
+        return tuple(distances[i] for i in self.keep) if distances else None
+
+    @property
+    def camera(self) -> Camera:
+        return self.source.camera
+
+    @property
+    def bit_depth(self) -> int:
+        return self.source.bit_depth if isinstance(self.source, FocalStack) else self.source.info.bit_depth
+
+    @property
+    def info(self) -> ImageInfo:
+        return ImageInfo(width=self.box[2], height=self.box[3], channels=3, bit_depth=self.bit_depth)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return self.box[3], self.box[2]
+
+    def frame(self, j: int) -> np.ndarray:
+        """The ``j``-th kept frame, warped: HxWx3 float32 RGB in [0, 1]."""
+        i = self.keep[j]
+        return warp_frame(self.reader.read(i), self.registration.frames[i], self.box)
+
+    def cover(self, j: int) -> np.ndarray:
+        """Which pixels the ``j``-th kept frame covers (``coverage_mask``): HxW bool."""
+        return coverage_mask(self.registration.frames[self.keep[j]], self.registration.size, self.box)
+
+    def covered(self) -> np.ndarray:
+        """The pixels every kept frame covers: HxW bool."""
+        out = np.ones(self.size, bool)
+        for j in range(len(self)):
+            out &= self.cover(j)
+        return out
+
+    def iter_frames(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, warped frame)`` near to far, one at a time."""
+        for j, name in enumerate(self.names):
+            yield name, self.frame(j)
+
+    def to_focal_stack(self, progress: Progress | None = None) -> FocalStack:
+        """All warped frames in memory, with their ``coverage`` (None when every frame covers every pixel)."""
+        import torch
+
+        h, w = self.size
+        frames = torch.empty(len(self), 3, h, w)  # (N', 3, H', W')
+        coverage = torch.ones(len(self), h, w, dtype=torch.bool)  # (N', H', W')
+        for j in range(len(self)):
+            frames[j] = torch.from_numpy(self.frame(j)).permute(2, 0, 1)
+            coverage[j] = torch.from_numpy(self.cover(j))
+            if progress is not None:
+                progress(j + 1, len(self))
+        fd = self.focus_distances_m
+        return FocalStack(frames=frames, focus_distances_m=torch.tensor(fd, dtype=torch.float32) if fd else None,
+                          camera=self.camera, names=self.names, bit_depth=self.bit_depth,
+                          coverage=None if bool(coverage.all()) else coverage)
+
+
+def register_lazily(stack: StackFolder | FocalStack, config: AlignConfig | None = None, *, crop: bool = False,
+                    skip_bad: bool = False, progress: Progress | None = None) -> WarpedStack:
+    """Register a stack and return it as a ``WarpedStack`` (frames warped when read).
+
+    Stacks up to ``FRAME_CACHE_BYTES`` decoded keep their decoded frames from registration, so each frame is decoded
+    once; larger stacks are decoded again when read.
+
+    Raises:
+        InputError: a frame cannot be registered (without ``skip_bad``), or the stack cannot be read.
+    """
+    reader = FrameReader(stack, cache_bytes=FRAME_CACHE_BYTES)
+    reg = register_stack(stack, config, progress=progress, reader=reader)
     keep = check_registration(reg, skip_bad=skip_bad, hint="drop them with `focal align --skip-bad`")
-    x, y, w, h = _box(reg, keep, crop)
-    frames = torch.empty(len(keep), 3, h, w)  # (N', 3, H', W')
-    for j, i in enumerate(keep):
-        image = reader.read(i)
-        frames[j] = torch.from_numpy(warp_frame(image, reg.frames[i], (x, y, w, h))).permute(2, 0, 1)
-        if progress is not None:
-            progress(n + j + 1, n + len(keep))
-    distances = _distances(stack)
-    return FocalStack(
-        frames=frames,
-        focus_distances_m=torch.tensor([distances[i] for i in keep], dtype=torch.float32) if distances else None,
-        camera=stack.camera,
-        names=[stack.names[i] for i in keep],
-        bit_depth=stack.bit_depth if isinstance(stack, FocalStack) else stack.info.bit_depth,
-    )
+    return WarpedStack(source=stack, registration=reg, keep=keep, box=_box(reg, keep, crop), reader=reader)
 
 
 def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike, config: AlignConfig | None = None,
                  *, crop: bool = True, skip_bad: bool = False, overwrite: bool = False,
-                 progress: Progress | None = None) -> dict:
+                 progress: Progress | None = None, on_pass: Callable[[str], None] | None = None) -> dict:
     """Align a stack folder into ``out``: the warped frames, ``stack.json`` and ``transforms.json``.
 
     The output folder is checked before any work and written as a whole (a temporary folder renamed into place),
@@ -118,7 +222,8 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
         crop: crop every frame to the region all frames cover.
         skip_bad: drop frames that cannot be registered instead of failing.
         overwrite: replace an existing ``out``.
-        progress: called with ``(done, total)`` over registration and warping.
+        progress: called with ``(done, total)`` in each pass (registering, then warping and writing).
+        on_pass: called with ``"registering"`` and ``"warping"`` as each pass starts (progress bar labels).
 
     Returns:
         A summary dict for printing or ``--json``.
@@ -129,17 +234,15 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
     """
     sf = stack if isinstance(stack, StackFolder) else scan_stack(stack)
     out = check_output_folder(out, overwrite=overwrite, inputs=[sf.path])
-    n = len(sf)
-
-    def reg_progress(done: int, _: int) -> None:
-        if progress is not None:
-            progress(done, 2 * n)
-
     reader = FrameReader(sf, cache_bytes=FRAME_CACHE_BYTES)  # small stacks: decode each frame once
-    reg = register_stack(sf, config, progress=reg_progress, reader=reader)
+    if on_pass is not None:
+        on_pass("registering")
+    reg = register_stack(sf, config, progress=progress, reader=reader)
     keep = check_registration(reg, skip_bad=skip_bad)
     box = _box(reg, keep, crop)
     names = [sf.relative_names[i] for i in keep]  # frames in sub-folders keep them: equal file names never collide
+    if on_pass is not None:
+        on_pass("warping")
     with atomic_folder(out) as tmp, ThreadPoolExecutor(max_workers=2) as pool:
         pending: deque = deque()  # frames being encoded while the next one is warped (at most two held)
         for j, (i, name) in enumerate(zip(keep, names, strict=True)):
@@ -149,7 +252,7 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
             if len(pending) > 2:
                 pending.popleft().result()
             if progress is not None:
-                progress(n + j + 1, n + len(keep))
+                progress(j + 1, len(keep))
         while pending:
             pending.popleft().result()
         distances = [sf.focus_distances_m[i] for i in keep] if sf.focus_distances_m else None

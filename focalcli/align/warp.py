@@ -1,8 +1,10 @@
 """Apply registration transforms to frames: resample into the reference frame, correct colours, crop.
 
 Frames are resampled with bicubic interpolation (bilinear would blur them, and a blurred frame loses its focus
-measure to the unwarped reference). Pixels that fall outside an input frame repeat its border; ``valid_box`` gives
-the rectangle that every frame covers, which is what ``--crop`` keeps.
+measure to the unwarped reference). Pixels that fall outside an input frame repeat its border (so that filters near
+the border see no artificial edge), and ``coverage_mask`` says which output pixels are real: the uncovered ones hold
+no data of that frame (``focal predict`` marks their depth invalid). ``valid_box`` gives the rectangle that every
+frame covers, which is what ``--crop`` keeps.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 
 from focalcli.align.register import FrameTransform
 
-__all__ = ["valid_box", "warp_frame"]
+__all__ = ["INTERPOLATION", "coverage_mask", "valid_box", "warp_frame"]
+
+INTERPOLATION = cv2.INTER_CUBIC  # resampling of the warped frames
 
 
 def valid_box(transforms: Sequence[FrameTransform], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -44,6 +48,42 @@ def valid_box(transforms: Sequence[FrameTransform], size: tuple[int, int]) -> tu
     return left, top, max(0, right - left + 1), max(0, bottom - top + 1)
 
 
+def _output_map(transform: FrameTransform, box: tuple[int, int, int, int]) -> np.ndarray:
+    x, y = box[:2]
+    return np.array([[1.0, 0.0, -x], [0.0, 1.0, -y], [0.0, 0.0, 1.0]]) @ transform.matrix  # input -> output pixels
+
+
+def coverage_mask(transform: FrameTransform, size: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+    """Which pixels of the warped frame (``warp_frame(..., box)``) come from inside the input frame.
+
+    A pixel is covered when its source point lies within the input frame's pixel centres, so that its value is
+    interpolated from real pixels rather than repeated from the border.
+
+    Args:
+        transform: the frame's registration.
+        size: ``(H, W)`` of the input frame.
+        box: ``(x, y, width, height)`` of the output in reference-frame pixels.
+
+    Returns:
+        bool, True = covered.
+
+    Shape:
+        ``(height, width)``.
+    """
+    h, w = size
+    _, _, bw, bh = box
+    m = _output_map(transform, box)
+    if np.allclose(m, np.eye(3)) and (bh, bw) == (h, w):
+        return np.ones((bh, bw), bool)
+    ones = np.ones((h, w), np.float32)
+    flags, border = cv2.INTER_LINEAR, cv2.BORDER_CONSTANT
+    if np.allclose(m[2], [0.0, 0.0, 1.0]):
+        inside = cv2.warpAffine(ones, m[:2], (bw, bh), flags=flags, borderMode=border, borderValue=0.0)
+    else:
+        inside = cv2.warpPerspective(ones, m, (bw, bh), flags=flags, borderMode=border, borderValue=0.0)
+    return inside > 0.999  # bilinear weights all on real pixels (1 - 1e-3: float32 rounding)
+
+
 def warp_frame(image: np.ndarray, transform: FrameTransform, box: tuple[int, int, int, int],
                photometric: bool = True) -> np.ndarray:
     """Resample one frame into the reference frame's pixel grid, restricted to ``box``.
@@ -60,9 +100,9 @@ def warp_frame(image: np.ndarray, transform: FrameTransform, box: tuple[int, int
     Shape:
         ``(H, W, 3)`` -> ``(height, width, 3)``.
     """
-    x, y, bw, bh = box
-    m = np.array([[1.0, 0.0, -x], [0.0, 1.0, -y], [0.0, 0.0, 1.0]]) @ transform.matrix  # input -> output pixels
-    flags, border = cv2.INTER_CUBIC, cv2.BORDER_REPLICATE
+    _, _, bw, bh = box
+    m = _output_map(transform, box)
+    flags, border = INTERPOLATION, cv2.BORDER_REPLICATE
     if np.allclose(m, np.eye(3)) and (bh, bw) == image.shape[:2]:
         out = image.copy()
     elif np.allclose(m[2], [0.0, 0.0, 1.0]):

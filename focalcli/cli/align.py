@@ -7,14 +7,15 @@ from pathlib import Path
 import typer
 
 from focalcli.cli import console as con
+from focalcli.cli.choices import MotionModel
 from focalcli.cli.options import json_option, overwrite_option
 
 
 def align(
     stack: Path = typer.Argument(..., help="The raw stack folder."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder: aligned frames, stack.json, transforms.json."),
-    model: str = typer.Option("similarity", "--model", help="Motion model: translation, similarity, affine, "
-                              "homography."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder: aligned frames, stack.json, transforms.json "
+                             "(missing parent folders are created)."),
+    model: MotionModel = typer.Option(MotionModel.similarity, "--model", help="Motion model."),
     reference: str = typer.Option("middle", "--reference", help="Reference frame: 'middle' or a frame index."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop to the region every frame covers."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop frames that cannot be registered (default: fail)."),
@@ -26,17 +27,19 @@ def align(
 ) -> None:
     """Align the frames of a raw focal stack to one reference frame."""
     con.no_blas_threads()
-    from focalcli.align import MODELS, AlignConfig, align_folder
+    from focalcli.align import AlignConfig, align_folder
 
-    if model not in MODELS:
-        raise typer.BadParameter(f"use one of {', '.join(MODELS)}", param_hint="--model")
     if reference != "middle" and not reference.lstrip("-").isdigit():
         raise typer.BadParameter("use 'middle' or a frame index", param_hint="--reference")
-    config = AlignConfig(model=model, reference=None if reference == "middle" else int(reference),
+    config = AlignConfig(model=model.value, reference=None if reference == "middle" else int(reference),
                          min_score=min_score, max_size=max_size)
     with con.progress_bar(f"align {stack.name}", None) as advance:
+
+        def on_pass(name: str) -> None:
+            advance(0, None, description=f"align {stack.name}: {name}")
+
         summary = align_folder(stack, out, config, crop=crop, skip_bad=skip_bad, overwrite=overwrite,
-                               progress=advance)
+                               progress=advance, on_pass=on_pass)
     if summary["skipped"]:
         con.info(f"[yellow]skipped[/yellow] {len(summary['skipped'])} frame(s): {', '.join(summary['skipped'])}")
     x, y, w, h = summary["crop"]

@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from focalcli.cli import console as con
 from focalcli.errors import FocalError, OutputError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "hoist_global_flags", "main"]
 
 
 class Terminated(BaseException):
@@ -37,12 +37,37 @@ def _error_line(message: str) -> None:
     con.console.print(f"[bold red]error:[/bold red] {text}", soft_wrap=True, highlight=False)
 
 
+_GLOBAL_FLAGS = ("--verbose", "--quiet")  # and -v, -vv, ..., -q
+
+
+def _is_global_flag(arg: str) -> bool:
+    return arg in _GLOBAL_FLAGS or arg == "-q" or (len(arg) > 1 and arg[0] == "-" and set(arg[1:]) == {"v"})
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Move ``-v``/``-vv``/``--verbose``/``-q``/``--quiet`` given after the subcommand in front of it, so that
+    ``focal predict STACK -o d.png -v`` works like ``focal -v predict ...``. Arguments after ``--`` stay put."""
+    args = list(args)
+    try:
+        sub = next(i for i, a in enumerate(args) if not a.startswith("-"))  # the root options take no values
+    except StopIteration:
+        return args
+    end = args.index("--") if "--" in args[sub:] else len(args)
+    moved = [a for a in args[sub + 1:end] if _is_global_flag(a)]
+    rest = [a for a in args[sub + 1:end] if not _is_global_flag(a)]
+    return [*args[:sub], *moved, args[sub], *rest, *args[end:]]
+
+
 class _FocalGroup(TyperGroup):
     """The one error boundary: every error a user can cause ends as one line on stderr and its exit code.
 
     ``FocalError`` -> its ``exit_code``; an ``OSError`` that no layer below turned into one (a write that failed
     outside focal's writers) -> 6; Ctrl-C -> 130 and SIGTERM -> 143, after the temporary files are cleaned up.
+    The global ``-v``/``-q`` are accepted after the subcommand too (``hoist_global_flags``).
     """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
 
     def invoke(self, ctx: typer.Context):
         try:
@@ -67,7 +92,7 @@ app = typer.Typer(
     name="focal",
     help="Depth maps and all-in-focus images from focal stacks.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # focal --install-completion [bash|zsh|fish|powershell]
     pretty_exceptions_show_locals=False,
 )
 

@@ -55,11 +55,17 @@ def print_json(obj: object) -> None:
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[callable]:
-    """A rich progress bar on stderr; yields ``advance(done, total)``. Hidden with ``-q`` or off a terminal."""
+    """A rich progress bar on stderr; yields ``advance(done, total=None, description=None)``.
+
+    Hidden with ``-q`` or off a terminal. With ``-v`` every call also prints one line with the time since the
+    previous one (``description done/total: 0.123 s``): per-frame timings.
+    """
+    timer = _Timer(description)
     if verbosity() < 0 or not console.is_terminal:  # nothing to show: skip importing rich.progress too
 
-        def ignore(done: int, total: int | None = None) -> None:
-            """No bar to update."""
+        def ignore(done: int, total: int | None = None, description: str | None = None) -> None:
+            """No bar to update (timings only, with -v)."""
+            timer(done, total, description)
 
         yield ignore
         return
@@ -77,7 +83,33 @@ def progress_bar(description: str, total: int | None) -> Iterator[callable]:
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
 
-        def advance(done: int, total: int | None = None) -> None:
+        def advance(done: int, total: int | None = None, description: str | None = None) -> None:
+            timer(done, total, description)
+            if description is not None:
+                bar.update(task, description=description)
             bar.update(task, completed=done, total=total)
 
         yield advance
+
+
+class _Timer:
+    """With ``-v``: one line per progress step, with the seconds since the previous step or description change."""
+
+    def __init__(self, description: str):
+        import time
+
+        self._clock = time.perf_counter
+        self.description = description
+        self.last = self._clock()
+
+    def __call__(self, done: int, total: int | None, description: str | None) -> None:
+        if verbosity() < 1:
+            return
+        now = self._clock()
+        if description is not None and description != self.description:
+            self.description, self.last = description, now
+            return
+        if done:
+            of = f"/{total}" if total else ""
+            debug(f"{self.description} {done}{of}: {now - self.last:.3f} s")
+        self.last = now

@@ -27,7 +27,15 @@ from focalcli.focus.depth import (
     positions_from_distances,
 )
 from focalcli.focus.fuse import PyramidFuser
-from focalcli.focus.measures import MEASURES, estimate_noise, focus_energy, presmooth_sigma, to_gray, windowed
+from focalcli.focus.measures import (
+    MEASURES,
+    estimate_noise,
+    focus_energy,
+    gaussian_blur,
+    presmooth_sigma,
+    to_gray,
+    windowed,
+)
 from focalcli.io.images import decode_image, to_float
 from focalcli.io.stack import FocalStack, StackFolder
 
@@ -45,33 +53,48 @@ def _decode(path: Path, height: int, width: int) -> np.ndarray:
     return img
 
 
-def _frames(stack: FocalStack | StackFolder) -> Iterator[np.ndarray]:
+def _frames(stack) -> Iterator[np.ndarray]:
     """HxWx3 frames near to far: float32 from memory, native uint8/uint16 from disk (converted by the consumer).
 
-    From disk, the next ``_DECODERS`` frames are decoded in background threads (image codecs release the GIL), so
-    several cores decode while this thread measures; memory holds at most that many frames ahead.
+    From disk (or from a ``WarpedStack``, whose frames are warped when read), the next ``_DECODERS`` frames are
+    prepared in background threads (image codecs and OpenCV release the GIL), so several cores decode while this
+    thread measures; memory holds at most that many frames ahead.
     """
     if isinstance(stack, FocalStack):
         for f in stack.frames:
             yield np.ascontiguousarray(f.permute(1, 2, 0).float().cpu().numpy())
         return
-    paths, h, w = stack.frame_paths, stack.info.height, stack.info.width
+    if hasattr(stack, "frame"):  # an aligned stack: focalcli.align.WarpedStack
+        read, items = stack.frame, list(range(len(stack)))
+    else:
+        h, w = stack.info.height, stack.info.width
+        read, items = (lambda p: _decode(p, h, w)), list(stack.frame_paths)
     workers = max(1, min(_DECODERS, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = deque(pool.submit(_decode, p, h, w) for p in paths[:workers])
-        for k in range(len(paths)):
+        pending = deque(pool.submit(read, item) for item in items[:workers])
+        for k in range(len(items)):
             img = pending.popleft().result()
-            if k + workers < len(paths):
-                pending.append(pool.submit(_decode, paths[k + workers], h, w))
+            if k + workers < len(items):
+                pending.append(pool.submit(read, items[k + workers]))
             yield img
 
 
-def _meta(stack: FocalStack | StackFolder) -> tuple[int, int, int, list[float] | None]:
+def _coverage(stack, i: int) -> np.ndarray | None:
+    """Which pixels frame ``i`` covers (float32 HxW in {0, 1}) for an aligned stack; None for every other."""
+    if isinstance(stack, FocalStack):
+        return None if stack.coverage is None else stack.coverage[i].cpu().numpy().astype(np.float32)
+    if hasattr(stack, "cover"):  # focalcli.align.WarpedStack
+        cover = stack.cover(i)
+        return None if cover.all() else cover.astype(np.float32)
+    return None
+
+
+def _meta(stack) -> tuple[int, int, int, list[float] | None]:
     if isinstance(stack, FocalStack):
         h, w = stack.size
         fd = stack.focus_distances_m
         return len(stack), h, w, (fd.tolist() if fd is not None else None)
-    fd = stack.focus_distances_m
+    fd = stack.focus_distances_m  # a StackFolder or a WarpedStack
     return len(stack), stack.info.height, stack.info.width, (list(fd) if fd is not None else None)
 
 
@@ -121,6 +144,28 @@ def _down(x: np.ndarray, levels: int) -> np.ndarray:
     return x
 
 
+def _covered_windowed(energy: np.ndarray, cover: np.ndarray, sigma: float) -> np.ndarray:
+    """``windowed`` over the covered pixels only (normalised convolution), 0 outside them.
+
+    A warped frame repeats its border where it does not cover the reference frame; those pixels hold no evidence
+    and must not leak into the windows of their covered neighbours.
+
+    Shape:
+        ``energy`` ``(H, W)`` or ``(H, W, 2)`` (variance: mean and mean of squares), ``cover`` ``(H, W)`` float32 in
+        {0, 1} -> ``(H, W)`` float32.
+    """
+    weight = gaussian_blur(cover, sigma)  # (H, W)
+    masked = energy * (cover[..., None] if energy.ndim == 3 else cover)
+    m = gaussian_blur(masked, sigma)
+    norm = 1.0 / np.maximum(weight, 1e-3)
+    m = m * (norm[..., None] if m.ndim == 3 else norm)
+    if m.ndim == 3:  # (mean, mean of squares) -> variance
+        mean, sq = cv2.split(m)
+        m = cv2.subtract(sq, cv2.multiply(mean, mean))
+    m = np.maximum(m, 0.0) * cover
+    return m.astype(np.float32, copy=False)
+
+
 def _run(stack, *, measure: str, window: int | None, smooth: float | None, depth: bool, aif: bool,
          progress: Progress | None) -> DepthResult:
     if measure not in MEASURES:
@@ -131,6 +176,7 @@ def _run(stack, *, measure: str, window: int | None, smooth: float | None, depth
     small, large = PeakTracker(), PeakTracker()
     fuser = PyramidFuser(h, w) if aif else None
     scales = guide = at_large = None
+    covered = None  # (H, W) float32: 1 where every frame so far covers the pixel (aligned stacks only)
     for i, frame in enumerate(_frames(stack)):
         if fuser is None and frame.dtype != np.float32:
             # depth only: gray in the native type, then scale one channel instead of three (rounding 8-bit gray to
@@ -142,11 +188,20 @@ def _run(stack, *, measure: str, window: int | None, smooth: float | None, depth
             gray = to_gray(frame)
         if scales is None:  # the first frame (nearest focus, mostly defocused) sets the noise level
             scales = classic_scales(h, w, noise=estimate_noise(gray), window=window, smooth=smooth)
-        m = windowed(focus_energy(gray, measure, scales.presmooth), scales.small)  # (H, W)
+        energy = focus_energy(gray, measure, scales.presmooth)
+        cover = _coverage(stack, i)  # (H, W), 1 = the frame holds data here; None = everywhere
+        if cover is None:
+            m = windowed(energy, scales.small)  # (H, W)
+        else:
+            m = _covered_windowed(energy, cover, scales.small)
+            covered = cover if covered is None else np.minimum(covered, cover)
         if depth:
             better = small.update(m)
             m_large = cv2.GaussianBlur(_down(m, scales.levels), (0, 0), scales.large_rest,
                                        borderType=cv2.BORDER_REFLECT)  # (H / 2^L, W / 2^L)
+            if cover is not None:  # normalise by the covered share of the large window too
+                m_large /= np.maximum(cv2.GaussianBlur(_down(cover, scales.levels), (0, 0), scales.large_rest,
+                                                       borderType=cv2.BORDER_REFLECT), 1e-3)
             better_large = large.update(m_large)
             if i == 0:
                 guide, at_large = gray.copy(), m.copy()
@@ -161,9 +216,10 @@ def _run(stack, *, measure: str, window: int | None, smooth: float | None, depth
             progress(i + 1, n)
     fused = fuser.result() if fuser is not None else None
     fuser = None  # its pyramids are not needed any more: keep the peak memory down
+    info = _resolved(measure, scales) if scales is not None else {}
     if not depth:
         return DepthResult(depth=np.zeros((h, w), np.float32), confidence=np.zeros((h, w), np.float32),
-                           units="m" if distances else "frame_index", aif=fused)
+                           units="m" if distances else "frame_index", aif=fused, info=info)
     positions = positions_from_distances(distances, n)
     peak = large.peak(positions)
     large = None
@@ -175,10 +231,23 @@ def _run(stack, *, measure: str, window: int | None, smooth: float | None, depth
     # blend: the small window's peak where it is trustworthy, else the large window's (more texture)
     peak += strong * (small.peak(positions) - peak)
     small = at_large = None
+    invalid = covered is not None and covered < 1.0  # (H, W) bool: some frame holds no data there
+    if invalid is not False:
+        confidence[invalid] = 0.0  # no evidence: filled from the surroundings, then marked invalid
+        info["uncovered_pixels"] = int(invalid.sum())
     if scales.fill > 0:
         peak = fill_weak(peak, confidence, guide, scales.fill)
     d, units = peak_to_depth(peak, distances)
-    return DepthResult(depth=d, confidence=confidence, units=units, aif=fused)
+    if invalid is not False:
+        d[invalid] = np.nan
+    return DepthResult(depth=d, confidence=confidence, units=units, aif=fused, info=info)
+
+
+def _resolved(measure: str, scales: ClassicScales) -> dict:
+    """The options the classic method used, as resolved for this image (the sidecar's record)."""
+    return {"measure": measure, "presmooth_sigma_px": round(scales.presmooth, 3),
+            "window_small_sigma_px": round(scales.small, 3), "window_large_sigma_px": round(scales.large, 3),
+            "window": round(scales.large * math.sqrt(12.0)), "smooth": round(scales.fill, 3)}
 
 
 def depth_from_focus(stack: FocalStack | StackFolder, *, measure: str = "laplacian", window: int | None = None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -46,18 +46,22 @@ class DepthResult:
     """Output of a depth-from-focus method.
 
     Attributes:
-        depth: HxW float32; metres when ``units == "m"``, else 1-based frame-index units.
+        depth: HxW float32; metres when ``units == "m"``, else 1-based frame-index units; NaN where there is no
+            estimate (pixels that not every frame of an aligned stack covers).
         confidence: HxW float32 in [0, 1]; how clearly the pixel's own focus curve peaks (0 = no evidence, its
             depth came from the surroundings); None where a method has no such measure.
         units: ``"m"``, ``"frame_index"`` (classic without focus distances) or ``"relative"`` (a learned model
             without focus distances).
         aif: HxWx3 float32 all-in-focus image in [0, 1], when it was asked for.
+        info: how the result was made, for the record (JSON-ready): a method's resolved options (the windows and
+            fill scale the classic method picked for this image), the alignment, ...
     """
 
     depth: np.ndarray
     confidence: np.ndarray | None
     units: str
     aif: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
 
     @property
     def metric(self) -> bool:

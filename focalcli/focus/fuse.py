@@ -82,3 +82,4 @@ class PyramidFuser:
             band = self.fused[lvl]
             g = cv2.add(_up(g, band), band)
         return np.clip(g, 0.0, 1.0)
+

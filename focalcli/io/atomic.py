@@ -5,6 +5,10 @@ together) or ``atomic_folder`` (a whole folder). Each writes to temporary names 
 destination and renames them into place only once everything is written; on any error, ``KeyboardInterrupt`` or
 ``SystemExit`` the temporaries are removed. An ``OSError`` while writing (permission, disk full, read-only file
 system) becomes one ``OutputError`` naming the path. ``check_writable`` finds an unwritable folder before any work.
+
+Missing folders on an output's path are created, but only when the output is committed: until then the temporary
+files live in the nearest folder that exists, so an error or interrupt leaves no new folder behind. Every output
+gets the permissions of any new file (``0666 & ~umask``), whatever the writer did to its temporary file.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 from focalcli.errors import OutputError
 
 __all__ = ["PARTIAL_MARKER", "atomic_folder", "atomic_path", "atomic_paths", "check_output", "check_output_folder",
-           "check_writable", "defer_interrupts", "partial_folder", "remove_partial_folders", "write_error"]
+           "check_writable", "defer_interrupts", "existing_ancestor", "partial_folder", "remove_partial_folders",
+           "write_error"]
 
 PARTIAL_MARKER = ".focal-partial"  # a file inside every staging folder focal makes: only those are ever cleaned up
 
@@ -54,31 +59,49 @@ def check_writable(folder: str | os.PathLike) -> Path:
     return p
 
 
-def check_output(path: str | os.PathLike, *, overwrite: bool, suffixes: Sequence[str] | None = None) -> Path:
+def existing_ancestor(path: str | os.PathLike) -> Path:
+    """The nearest folder above ``path`` that exists (``path``'s own parent when it exists).
+
+    Raises:
+        OutputError: a file stands where a folder of the path should be.
+    """
+    p = Path(path).absolute()
+    for parent in p.parents:
+        if parent.is_dir():
+            return parent
+        if parent.exists():
+            raise OutputError(f"{path}: {parent} is a file, not a folder")
+    raise OutputError(f"{path}: no existing folder on this path")  # unreachable: "/" exists
+
+
+def check_output(path: str | os.PathLike, *, overwrite: bool, suffixes: Sequence[str] | None = None,
+                 create_folders: bool = True) -> Path:
     """Validate an output file path before any work is done.
 
     Args:
         path: where the output will go.
         overwrite: whether an existing file may be replaced.
         suffixes: allowed lower-case extensions (``[".png", ".npy"]``); None allows any.
+        create_folders: missing folders on the path are fine (the writers create them when they commit); else the
+            output's folder must exist.
 
     Returns:
         The path as a ``Path``.
 
     Raises:
-        OutputError: unknown extension, missing or unwritable parent folder, existing file without ``overwrite``,
-            or a folder standing where the file should go.
+        OutputError: unknown extension, missing (without ``create_folders``) or unwritable folder, existing file
+            without ``overwrite``, or a folder (a file) standing where the file (a folder) should go.
     """
     p = Path(path)
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise OutputError(f"{p}: unknown output extension {p.suffix or '(none)'!r}; use one of {', '.join(suffixes)}")
-    if not p.parent.is_dir():
+    if not p.parent.is_dir() and not create_folders:
         raise OutputError(f"{p}: output folder {p.parent} does not exist")
     if p.is_dir():
         raise OutputError(f"{p}: is a folder, expected a file name")
     if p.exists() and not overwrite:
         raise OutputError(f"{p}: exists already (use --overwrite to replace it)")
-    check_writable(p.parent)
+    check_writable(existing_ancestor(p))
     return p
 
 
@@ -91,14 +114,31 @@ def _umask() -> int:
 
 
 def _temp_file(p: Path, folder: Path | None = None) -> Path:
-    """An empty temporary file for ``p`` (same extension) in ``folder`` (default: beside ``p``)."""
+    """An empty temporary file for ``p`` (same extension) in ``folder`` (default: beside ``p``, or in the nearest
+    existing folder above it when its folder does not exist yet)."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=folder or p.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=folder or existing_ancestor(p))
         os.close(fd)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result should look like any new file
+        _public(tmp)
     except OSError as e:
         raise write_error(p, e) from None
     return Path(tmp)
+
+
+def _public(path: str | os.PathLike) -> None:
+    """Give a finished temporary file the permissions of any new file: ``0666 & ~umask``.
+
+    ``mkstemp`` makes files private (0600), and some writers replace the temporary file with their own (safetensors
+    writes a new 0600 file), so this runs again just before the rename.
+    """
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _commit(tmp: Path, p: Path) -> None:
+    """Move a finished temporary file onto ``p``, creating missing folders on the way."""
+    _public(tmp)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, p)
 
 
 @contextlib.contextmanager
@@ -112,7 +152,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = _temp_file(p)
     try:
         yield tmp_path
-        os.replace(tmp_path, p)
+        _commit(tmp_path, p)
     except OSError as e:
         raise write_error(p, e) from e
     finally:
@@ -150,8 +190,7 @@ def atomic_paths(paths: Sequence[str | os.PathLike], *, stage: str | os.PathLike
         with defer_interrupts():
             for tmp, p in zip(tmps, targets, strict=True):
                 try:
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, p)
+                    _commit(tmp, p)
                 except OSError as e:
                     raise write_error(p, e) from e
     finally:
@@ -180,13 +219,13 @@ def check_output_folder(path: str | os.PathLike, *, overwrite: bool,
     Returns:
         The path as a ``Path``.
 
+    Missing folders above ``path`` are fine: ``atomic_folder`` creates them when it commits.
+
     Raises:
-        OutputError: missing or unwritable parent folder, a file standing where the folder should go, an existing
+        OutputError: unwritable parent folder, a file standing where the folder should go, an existing
             folder without ``overwrite``, or an output that is or contains an input.
     """
     p = Path(path)
-    if not p.parent.is_dir():
-        raise OutputError(f"{p}: its parent folder {p.parent} does not exist")
     if p.exists() and not p.is_dir():
         raise OutputError(f"{p}: exists and is not a folder")
     resolved = p.resolve()
@@ -196,7 +235,7 @@ def check_output_folder(path: str | os.PathLike, *, overwrite: bool,
             raise OutputError(f"{p}: the output folder would replace the input {q}; choose another output folder")
     if p.exists() and not overwrite:
         raise OutputError(f"{p}: exists already (use --overwrite to replace it)")
-    check_writable(p.parent)
+    check_writable(existing_ancestor(p))
     return p
 
 
@@ -210,13 +249,14 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """
     p = Path(path)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=existing_ancestor(p)))
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result should look like any new folder
     except OSError as e:
         raise write_error(p, e) from None
     try:
         yield tmp
         with defer_interrupts():
+            p.parent.mkdir(parents=True, exist_ok=True)
             if p.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{p.name}.old.", dir=p.parent))
                 os.replace(p, old / p.name)

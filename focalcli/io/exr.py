@@ -2,7 +2,7 @@
 
 Decoders, tried in this order:
 
-1. the ``OpenEXR`` package (``pip install 'focal[exr]'``; reads every compression OpenEXR has, PIZ included);
+1. the ``OpenEXR`` package (``pip install 'focalcli[exr]'``; reads every compression OpenEXR has, PIZ included);
 2. OpenCV, when its build has the OpenEXR codec and ``OPENCV_IO_ENABLE_OPENEXR=1`` was set before ``cv2`` was first
    imported. The opencv-python-headless 5.0 wheels have no EXR codec at all, so on most installs only (1) works.
 
@@ -21,7 +21,7 @@ from focalcli.errors import InputError, OutputError
 __all__ = ["exr_backend", "read_exr", "write_exr"]
 
 _CHANNELS = ("Y", "Z", "R", "V", "depth", "Depth")  # preferred channel names, in order
-_MISSING = "cannot decode .exr here: install the OpenEXR package (pip install 'focal[exr]')"
+_MISSING = "cannot decode .exr here: install the OpenEXR package (pip install 'focalcli[exr]')"
 
 
 def exr_backend() -> str | None:

@@ -169,7 +169,7 @@ def _mat_scenes(root: Path, d: Path, path: Path) -> list[RGBDScene]:
     try:
         import h5py
     except ImportError as e:  # pragma: no cover - optional extra
-        raise InputError(f"{path}: reading NYU .mat files needs h5py (pip install 'focal[h5]')") from e
+        raise InputError(f"{path}: reading NYU .mat files needs h5py (pip install 'focalcli[h5]')") from e
     try:
         with h5py.File(path, "r") as f:
             if not all(isinstance(f.get(k), h5py.Dataset) and f[k].ndim >= 3 for k in ("images", "depths")):

@@ -42,6 +42,7 @@ __all__ = [
     "Camera",
     "FocalStack",
     "StackFolder",
+    "find_stack_tree",
     "find_stacks",
     "is_stack_folder",
     "natural_key",
@@ -81,6 +82,9 @@ class FocalStack:
         camera: optics of the capture.
         names: file name of each frame.
         bit_depth: bit depth of the source images (8 or 16).
+        coverage: which pixels of each frame hold image content, bool, shape ``(N, H, W)``; None = all of them.
+            An aligned stack (``focalcli.align.align_stack``) has frames warped into the reference frame's grid,
+            and the borders a frame does not cover hold no data of it: depth there is invalid.
     """
 
     frames: torch.Tensor
@@ -88,6 +92,7 @@ class FocalStack:
     camera: Camera = field(default_factory=Camera)
     names: list[str] = field(default_factory=list)
     bit_depth: int = 8
+    coverage: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.frames.dim() != 4 or self.frames.shape[1] != 3:
@@ -99,6 +104,9 @@ class FocalStack:
             raise InputError(f"{len(self.names)} names for {n} frames")
         if self.focus_distances_m is not None and self.focus_distances_m.shape != (n,):
             raise InputError(f"{tuple(self.focus_distances_m.shape)} focus distances for {n} frames")
+        if self.coverage is not None and tuple(self.coverage.shape) != (n, *self.frames.shape[2:]):
+            raise InputError(f"coverage of shape {tuple(self.coverage.shape)} for frames of shape "
+                             f"{tuple(self.frames.shape)}")
 
     def __len__(self) -> int:
         return self.frames.shape[0]
@@ -120,6 +128,8 @@ class StackFolder:
         distance_source: where the distances came from: ``"stack.json"``, ``"exif"`` or None.
         camera: optics (from stack.json or EXIF).
         info: size, channels and bit depth of the first frame (all frames share the size).
+        odd_size: images of another size than the stack's frames, left out (only ``scan_stack(...,
+            same_size=False)`` leaves them out; by default they are an error).
     """
 
     path: Path
@@ -128,6 +138,7 @@ class StackFolder:
     distance_source: str | None
     camera: Camera
     info: ImageInfo
+    odd_size: tuple[Path, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -252,10 +263,15 @@ def _exif_optics(path: Path) -> tuple[float | None, Camera]:
     return distance, Camera(focal_length_mm=num(0x920A), f_number=num(0x829D), pixel_pitch_um=pitch)
 
 
-def scan_stack(folder: str | os.PathLike) -> StackFolder:
+def scan_stack(folder: str | os.PathLike, *, same_size: bool = True) -> StackFolder:
     """Scan a stack folder: list and order its frames, read ``stack.json`` or EXIF, check sizes.
 
     Only image headers are read; pixels are decoded later (``iter_frames`` / ``read_stack``).
+
+    Args:
+        folder: the stack folder.
+        same_size: images whose size differs from most frames' are an error (naming them); False leaves them out
+            and lists them in ``odd_size`` (``focal info`` reports them).
 
     Raises:
         InputError: missing or empty folder, fewer than two frames, invalid ``stack.json``, a non-image file,
@@ -307,13 +323,22 @@ def scan_stack(folder: str | os.PathLike) -> StackFolder:
         order = sorted(range(len(paths)), key=lambda i: distances[i])
         paths, distances = [paths[i] for i in order], [distances[i] for i in order]
     infos = [probe_image(p) for p in paths]
+    sizes = [(i.width, i.height) for i in infos]
+    common = max(sizes, key=lambda sz: (sizes.count(sz), -sizes.index(sz)))  # the most frequent, then the first
+    odd = [k for k, sz in enumerate(sizes) if sz != common]
+    if odd and (same_size or len(paths) - len(odd) < 2):
+        k = odd[0]
+        others = len(paths) - len(odd)
+        what = f"the other {others} frames'" if others > 1 else f"{paths[sizes.index(common)].name}'s"
+        raise InputError(f"{paths[k]}: frame size {sizes[k][0]}x{sizes[k][1]} differs from {what} "
+                         f"{common[0]}x{common[1]} (not part of the stack? leave it out with a stack.json 'frames' "
+                         "list, or align or resize the frames first)")
+    odd_paths = tuple(paths[k] for k in odd)
+    if odd:
+        keep = [k for k in range(len(paths)) if k not in odd]
+        paths, infos = [paths[k] for k in keep], [infos[k] for k in keep]
+        distances = [distances[k] for k in keep] if distances is not None else None
     first = infos[0]
-    for p, info in zip(paths, infos, strict=True):
-        if (info.width, info.height) != (first.width, first.height):
-            raise InputError(
-                f"{p}: frame size {info.width}x{info.height} differs from {paths[0].name}'s "
-                f"{first.width}x{first.height} (align or resize the frames first)"
-            )
     if min(first.width, first.height) < MIN_FRAME_SIDE:
         raise InputError(f"{paths[0]}: frames are {first.width}x{first.height} pixels; focal needs at least "
                          f"{MIN_FRAME_SIDE} pixels on each side")
@@ -325,6 +350,7 @@ def scan_stack(folder: str | os.PathLike) -> StackFolder:
         distance_source=source,
         camera=camera,
         info=replace(first, bit_depth=bits),
+        odd_size=odd_paths,
     )
 
 
@@ -401,6 +427,58 @@ def is_stack_folder(folder: Path) -> bool:
 
 
 def find_stacks(folder: Path) -> Sequence[Path]:
-    """The stack folders directly inside ``folder`` (for batch processing), in natural order."""
+    """The stack folders directly inside ``folder``, in natural order (``find_stack_tree`` searches deeper)."""
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return sorted((p for p in subs if is_stack_folder(p)), key=lambda p: natural_key(p.name))
+
+
+def find_stack_tree(root: str | os.PathLike, *, exclude: Sequence[str | os.PathLike] = ()
+                    ) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every stack folder under ``root``, searched recursively, and the folders left out with the reason.
+
+    A folder that holds frames (or a ``stack.json``) is a stack and is not searched further (its sub-folders may
+    hold its frames); a folder without frames is searched. Hidden folders (``.name``) and the folders in
+    ``exclude`` (e.g. the batch's own output folder) are ignored, and a folder reached twice through symbolic links
+    is visited once.
+
+    Returns:
+        ``(stacks, skipped)``: stack folders in natural order (depth first), and ``(folder relative to root, why)``
+        for every folder that is neither a stack nor holds one.
+    """
+    root = Path(root)
+    stacks: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[Path] = {Path(p).resolve() for p in exclude}
+
+    def visit(folder: Path) -> bool:
+        """Search ``folder``; whether it holds a stack somewhere below."""
+        real = folder.resolve()
+        if real in seen:
+            return False
+        seen.add(real)
+        subs = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      key=lambda p: natural_key(p.name))
+        found = False
+        for sub in subs:
+            rel = sub.relative_to(root).as_posix()
+            if sub.resolve() in seen:
+                continue
+            try:
+                if is_stack_folder(sub):
+                    stacks.append(sub)
+                    found = True
+                    continue
+                entries = [p for p in sub.iterdir() if not p.name.startswith(".")]
+            except OSError as e:
+                skipped.append((rel, f"cannot be read ({e.strerror or e})"))
+                continue
+            if any(p.is_dir() for p in entries):
+                found = visit(sub) or found  # its own leaves are listed if it holds no stack
+                continue
+            files = [p.name for p in entries if p.is_file()]
+            skipped.append((rel, f"no image files ({len(files)} other file(s), e.g. {files[0]})" if files
+                            else "empty"))
+        return found
+
+    visit(root)
+    return stacks, skipped

@@ -33,7 +33,14 @@ from pathlib import Path
 import torch
 
 from focalcli.errors import ConfigError, FocalError, OutputError
-from focalcli.io.atomic import PARTIAL_MARKER, atomic_path, check_writable, partial_folder, remove_partial_folders
+from focalcli.io.atomic import (
+    PARTIAL_MARKER,
+    atomic_path,
+    check_writable,
+    existing_ancestor,
+    partial_folder,
+    remove_partial_folders,
+)
 from focalcli.io.depth import write_depth
 from focalcli.io.images import write_image
 from focalcli.io.rgbd import RGBDScene, find_rgbd, load_rgbd
@@ -242,7 +249,7 @@ def synthesize(
 
     Args:
         rgbd: folder of RGB-D scenes (``io.rgbd.find_rgbd``), or None for procedural scenes only.
-        out: output folder (created; its parent must exist).
+        out: output folder (created, with missing parent folders; removed again if nothing was rendered).
         job: options.
         workers: parallel processes (1 = in this process).
         overwrite: re-render scenes that exist already (otherwise complete ones are skipped).
@@ -254,7 +261,7 @@ def synthesize(
     Raises:
         InputError: no scenes, unreadable or inconsistent input (names the scene).
         ConfigError: bad options.
-        OutputError: ``out`` is a file, its parent is missing, or it holds scenes made with other options.
+        OutputError: ``out`` (or a folder above it) is a file, or it holds scenes made with other options.
     """
     out = Path(out)
     if rgbd is None and job.procedural == 0 and job.random == 0:
@@ -269,9 +276,7 @@ def synthesize(
         tasks += [_Task(f"procedural__{i:05d}", None, textures) for i in range(job.procedural)]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out}: parent folder {out.parent} does not exist")
-    check_writable(out if out.is_dir() else out.parent)
+    check_writable(out if out.is_dir() else existing_ancestor(out))  # missing parents are made below
     _check_manifest(out, job, overwrite)
     entries: dict[str, dict] = {}
     todo = []
@@ -281,8 +286,8 @@ def synthesize(
             todo.append(t)
         else:
             entries[t.name] = done
-    created = not out.exists()
-    out.mkdir(exist_ok=True)
+    created = [q for q in [out, *out.absolute().parents] if not q.exists()]  # deepest first
+    out.mkdir(parents=True, exist_ok=True)
     try:
         for t in tasks:  # left by a killed run (only folders focal marked as its own)
             remove_partial_folders(out, t.name)
@@ -320,9 +325,9 @@ def synthesize(
         with atomic_path(out / MANIFEST) as p:
             p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     finally:
-        if created:
+        for q in created:
             with contextlib.suppress(OSError):
-                out.rmdir()  # only when nothing was rendered
+                q.rmdir()  # only when nothing was rendered (the folders are empty)
     return manifest
 
 

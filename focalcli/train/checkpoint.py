@@ -167,10 +167,11 @@ def run_folder_guard(run_dir: Path, *, resume: bool, main: bool = True) -> Itera
     """Undo a fresh training run that fails before its first checkpoint.
 
     If the block raises (any error, Ctrl-C or SIGTERM) and ``run_dir/last.pt`` was not written by it, the run files
-    the block created are removed, and ``run_dir`` too when the block created it and it is empty again. A resumed
-    run, a run that saved a checkpoint, and files that were there before are left alone.
+    the block created are removed, and ``run_dir`` (and its parent folders) too when the block created it and it is
+    empty again. A resumed run, a run that saved a checkpoint, and files that were there before are left alone.
     """
     existed = run_dir.is_dir()
+    missing = [q for q in [run_dir, *run_dir.absolute().parents] if not q.exists()]  # deepest first
     before = {name: _stamp(run_dir / name) for name in RUN_FILES} if existed else {}
     try:
         yield
@@ -182,8 +183,9 @@ def run_folder_guard(run_dir: Path, *, resume: bool, main: bool = True) -> Itera
                     with contextlib.suppress(OSError):
                         (run_dir / name).unlink()
             if not existed:
-                with contextlib.suppress(OSError):
-                    run_dir.rmdir()
+                for q in missing:
+                    with contextlib.suppress(OSError):
+                        q.rmdir()
         raise
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from focalcli.errors import ConfigError, OutputError
-from focalcli.io.atomic import atomic_path, check_writable
+from focalcli.io.atomic import atomic_path, check_writable, existing_ancestor
 from focalcli.train.losses import LOSSES
 
 __all__ = ["RUNTIME_KEYS", "TrainConfig", "build_train_model", "config_from_dict", "train"]
@@ -172,12 +172,10 @@ def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite
                               f"{', '.join(sorted(RUNTIME_KEYS))} may change)")
         check_writable(run_dir)
         return state
-    if not run_dir.parent.is_dir():
-        raise OutputError(f"{run_dir}: its parent folder does not exist")
-    check_writable(run_dir if run_dir.is_dir() else run_dir.parent)
+    check_writable(run_dir if run_dir.is_dir() else existing_ancestor(run_dir))
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise OutputError(f"{run_dir}: not empty (use --resume to continue that run or --overwrite to start over)")
-    run_dir.mkdir(exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)  # missing parents too (run_folder_guard removes them on failure)
     for name in ("log.jsonl", "last.pt", "best.pt"):
         (run_dir / name).unlink(missing_ok=True)
     return None
@@ -205,7 +203,8 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-          progress: Progress | None = None, on_step: Callable[[int, float], None] | None = None) -> dict:
+          progress: Progress | None = None, on_step: Callable[[int, float], None] | None = None,
+          logger=None, on_phase: Callable[[str], None] | None = None) -> dict:
     """Train a model as ``cfg`` says, writing checkpoints and logs into ``run_dir``.
 
     A fresh run that fails (or is interrupted) before its first checkpoint removes what it wrote, so the corrected
@@ -218,6 +217,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
         overwrite: start over in a non-empty ``run_dir``.
         progress: called on rank 0 after every step with ``(steps done, total, stats)``.
         on_step: called on every rank after every step with ``(step, loss)`` (tests use it to interrupt a run).
+        logger: an object whose ``log(record)`` gets every ``log.jsonl`` record too (rank 0;
+            ``focalcli.train.loggers``: TensorBoard, W&B); None for none.
+        on_phase: called on rank 0 with ``"validating"`` before each validation and ``"training"`` after it.
 
     Returns:
         A summary: steps, final loss, best validation score (mean AbsRel over the validation sets), paths, seconds.
@@ -229,11 +231,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     from focalcli.train.distributed import dist_info
 
     with run_folder_guard(Path(run_dir), resume=resume, main=dist_info().is_main):
-        return _train(cfg, Path(run_dir), resume=resume, overwrite=overwrite, progress=progress, on_step=on_step)
+        return _train(cfg, Path(run_dir), resume=resume, overwrite=overwrite, progress=progress, on_step=on_step,
+                      logger=logger, on_phase=on_phase)
 
 
 def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, progress: Progress | None,
-           on_step: Callable[[int, float], None] | None) -> dict:
+           on_step: Callable[[int, float], None] | None, logger=None,
+           on_phase: Callable[[str], None] | None = None) -> dict:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
 
@@ -340,14 +344,22 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
                 if grad_norm is not None:
                     record["grad_norm"] = float(grad_norm)
                 _append_log(run_dir / "log.jsonl", record)
+                if logger is not None:
+                    logger.log(record)
             if progress is not None:
                 progress(done, cfg.steps, {"loss": loss_value, "lr": lr, "samples_per_s": speed})
             validate = done == cfg.steps or (cfg.val_every and done % cfg.val_every == 0)
             ckpt = {"model": model, "optimizer": optimizer, "config": cfg.to_dict(), "seed": cfg.seed}
             if validate and val_sets:
+                if on_phase is not None:
+                    on_phase("validating")
                 scores = _validate(unwrap_model(model), val_sets, cfg, device)
+                if on_phase is not None:
+                    on_phase("training")
                 score = sum(s["abs_rel"] for s in scores.values()) / len(scores)
                 _append_log(run_dir / "log.jsonl", {"step": step, "val": scores, "val_abs_rel": score})
+                if logger is not None:
+                    logger.log({"step": step, "val": scores, "val_abs_rel": score})
                 if score < best:
                     best = score
                     save_checkpoint(run_dir / "best.pt", step=done, best=best, **ckpt)

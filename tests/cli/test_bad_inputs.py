@@ -263,7 +263,7 @@ def _train_cases() -> Iterator[Case]:
         ("--resume with --overwrite", f"{TRAIN} --resume --overwrite", 2, (), ""),
         ("--steps 0", "train -o r --steps 0", 2, (), ""),
         ("-o is a file", TRAIN, 6, (b.write("r", "x"),), "not a folder"),
-        ("-o parent missing", TRAIN.replace("-o r", "-o nope/r"), 6, (), "does not exist"),
+        ("-o parent is a file", TRAIN.replace("-o r", "-o f/r"), 6, (b.write("f", "x"),), "is a file"),
         ("-o not empty", TRAIN, 6, (b.write("r/notes.txt", "mine"),), "not empty"),
     ]
     for name, cmd, code, setup, fragment in rows:
@@ -315,7 +315,8 @@ def _synth_cases() -> Iterator[Case]:
         ("--method magic", f"{SYNTH} --rgbd rgbd --method magic", 4, (), "render method"),
         ("--psf magic", f"{SYNTH} --rgbd rgbd --psf magic", 4, (), "PSF"),
         ("-o is a file", f"{SYNTH} --rgbd rgbd", 6, (b.write("o", "x"),), "not a folder"),
-        ("-o parent missing", f"{SYNTH} --rgbd rgbd".replace("-o o", "-o nope/o"), 6, (), "does not exist"),
+        ("-o parent is a file", f"{SYNTH} --rgbd rgbd".replace("-o o", "-o f/o"), 6, (b.write("f", "x"),),
+         "is a file"),
         ("foreign manifest.json", f"{SYNTH} --rgbd rgbd", 6, (b.write("o/manifest.json", "{}"),),
          "not written by focal synth"),
         ("scene folder not ours", f"{SYNTH} --rgbd rgbd", 6, (b.write("o/a/notes.txt", "mine"),),
@@ -354,8 +355,8 @@ def _eval_cases() -> Iterator[Case]:
          "unknown output extension"),
         ("--json exists", "eval --method classic --data stacks:data --json r.json", 6, (b.write("r.json", "{}"),),
          "exists already"),
-        ("--json folder missing", "eval --method classic --data stacks:data --json nope/r.json", 6, (),
-         "does not exist"),
+        ("--json parent is a file", "eval --method classic --data stacks:data --json f/r.json", 6,
+         (b.write("f", "x"),), "is a file"),
     ]
     for name, cmd, code, setup, fragment in rows:
         yield Case(f"eval: {name}", cmd, code, ("data", *setup), fragment)
@@ -363,8 +364,16 @@ def _eval_cases() -> Iterator[Case]:
 
 def _output_cases() -> Iterator[Case]:
     rows = [
-        ("predict: folder missing", "predict s -o nope/d.png", 6, (), "does not exist"),
-        ("predict: parent is a file", "predict s -o f/d.png", 6, (b.write("f", "x"),), "does not exist"),
+        ("predict: parent is a file", "predict s -o f/d.png", 6, (b.write("f", "x"),), "is a file"),
+        ("predict: grandparent is a file", "predict s -o f/g/d.png", 6, (b.write("f", "x"),), "is a file"),
+        ("predict: --aif parent is a file", "predict s -o d.png --aif f/a.png", 6, (b.write("f", "x"),), "is a file"),
+        ("predict: --range far < near", "predict s -o d.png --preview --range 2,1", 2, (), ""),
+        ("predict: --range not numbers", "predict s -o d.png --preview --range a,b", 2, (), ""),
+        ("predict: --colormap magic", "predict s -o d.png --preview --colormap magic", 2, (), ""),
+        ("predict: --align magic", "predict s -o d.png --align sideways", 2, (), ""),
+        ("predict: --ply without focus distances", "predict s -o d.png --ply c.ply", 3, (), "--ply needs"),
+        ("predict: --ply extension", "predict s -o d.png --ply c.obj", 6, (), "unknown output extension"),
+        ("predict: two -o, one name", "predict s -o d.png -o d.png", 6, (), "share one file name"),
         ("predict: depth extension", "predict s -o d.jpg", 6, (), "unknown output extension"),
         ("predict: --aif extension", "predict s -o d.png --aif a.xyz", 6, (), "unknown output extension"),
         ("predict: --confidence extension", "predict s -o d.png --confidence c.jpg", 6, (), "unknown output extension"),
@@ -377,19 +386,21 @@ def _output_cases() -> Iterator[Case]:
         ("predict: --method magic", "predict s -o d.png --method magic", 2, (), ""),
         ("predict: --precision magic", "predict s -o d.png --method model --precision fp64", 2, (), ""),
         ("predict: --device cuda:x", "predict s -o d.png --method model --device gpu0", 4, (), "unknown device"),
-        ("fuse: folder missing", "fuse s -o nope/a.png", 6, (), "does not exist"),
+        ("fuse: parent is a file", "fuse s -o f/a.png", 6, (b.write("f", "x"),), "is a file"),
+        ("fuse: --align magic", "fuse s -o a.png --align sideways", 2, (), ""),
         ("fuse: extension", "fuse s -o a.npy", 6, (), "unknown output extension"),
         ("fuse: exists", "fuse s -o a.png", 6, (b.write("a.png", "old"),), "exists already"),
         ("fuse: is a folder", "fuse s -o a.png", 6, (b.mkdir("a.png"),), "is a folder"),
         ("fuse: --measure magic", "fuse s -o a.png --measure magic", 2, (), ""),
         ("align: into its input", "align s -o s --overwrite", 6, (), "replace the input"),
-        ("align: parent missing", "align s -o nope/al", 6, (), "does not exist"),
+        ("align: parent is a file", "align s -o f/al", 6, (b.write("f", "x"),), "is a file"),
         ("align: exists", "align s -o al", 6, (b.mkdir("al"),), "exists already"),
         ("align: is a file", "align s -o al", 6, (b.write("al", "x"),), "not a folder"),
         ("align: --model magic", "align s -o al --model magic", 2, (), ""),
         ("align: --reference x", "align s -o al --reference x", 2, (), ""),
         ("export: extension", "export ckpt.pt -o m.bin", 6, ("ckpt.pt",), "unknown output extension"),
-        ("export: folder missing", "export ckpt.pt -o nope/m.safetensors", 6, ("ckpt.pt",), "does not exist"),
+        ("export: parent is a file", "export ckpt.pt -o f/m.safetensors", 6, ("ckpt.pt", b.write("f", "x")),
+         "is a file"),
         ("export: exists", "export ckpt.pt -o m.safetensors", 6, ("ckpt.pt", b.write("m.safetensors", "old")),
          "exists already"),
         ("info: --bogus", "info s --bogus", 2, (), ""),
@@ -414,7 +425,9 @@ def _batch_cases() -> Iterator[Case]:
                ("batch", b.write("out/s2", "x")), "not a folder")
     yield Case("batch predict: part of an earlier result", "predict batch -o out", 6,
                ("batch", b.write("out/s1/depth.png", "old")), "not the complete result")
-    yield Case("batch predict: parent missing", "predict batch -o nope/out", 6, ("batch",), "does not exist")
+    yield Case("batch predict: parent is a file", "predict batch -o f/out", 6, ("batch", b.write("f", "x")),
+               "is a file")
+    yield Case("batch predict: output is the input", "predict batch -o batch", 6, ("batch",), "is the input")
     yield Case("batch predict: --format jpg", "predict batch -o out --format jpg", 2, ("batch",), "")
 
 

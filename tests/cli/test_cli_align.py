@@ -129,16 +129,19 @@ def test_predict_align(tmp_path):
     folder = write_frames(tmp_path / "raw", np.stack(moved), focus=focus)
     inner = (slice(12, -12), slice(12, -12))
     errors = {}
-    for flag in ("--align", None):
-        out = tmp_path / f"depth{flag or ''}.npy"
+    for flags in (["--align"], ["--align", "off"], []):  # a bare --align means on; the default is auto
+        out = tmp_path / f"depth{'-'.join(flags)}.npy"
         # a small window and no filling: the per-pixel estimate, which misalignment hurts most
-        r = run("predict", folder, "-o", out, "--window", "7", "--smooth", "0", *([flag] if flag else []))
+        r = run("predict", folder, "-o", out, "--window", "7", "--smooth", "0", *flags)
         assert r.exit_code == 0, r.stderr
         d = read_depth(out)
         assert d.shape == depth.shape
-        errors[flag] = float(np.mean(np.abs(d[inner] - depth[inner]) / depth[inner]))
-    assert json.loads((tmp_path / "depth--align.json").read_text())["options"]["align"] is True
-    assert errors["--align"] < 0.8 * errors[None]
+        errors[" ".join(flags)] = float(np.mean(np.abs(d[inner] - depth[inner]) / depth[inner]))
+    assert json.loads((tmp_path / "depth--align.json").read_text())["options"]["align"] == "on"
+    auto = json.loads((tmp_path / "depth.json").read_text())["align"]
+    assert auto["mode"] == "auto" and auto["applied"] and auto["check"]["misalignment_px"] > 1
+    assert errors["--align"] < 0.8 * errors["--align off"]
+    assert errors[""] == errors["--align"]  # auto aligned exactly as on does
 
 
 def test_align_keeps_sub_folders_so_equal_names_do_not_collide(raw_stack, tmp_path):

@@ -77,7 +77,8 @@ def test_predict_bad_input(tmp_path, kind):
 
 
 def test_predict_output_errors(tiny_stack, tmp_path):
-    assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "nope" / "d.png"), 6, "does not exist")
+    (tmp_path / "f").write_text("a file")
+    assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "f" / "d.png"), 6, "is a file")
     assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "d.jpg"), 6, "unknown output extension")
     assert_one_line_error(run("predict", tiny_stack, "-o", tmp_path / "d.png", "--aif", tmp_path / "a.xyz"), 6,
                           "unknown output extension")

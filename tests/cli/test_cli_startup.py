@@ -20,9 +20,18 @@ print("no torch")
 
 
 def test_classic_commands_do_not_import_torch(plane_stack, tmp_path):
+    from tests.conftest import write_frames
+    from tests.test_align_check import breathing_stack
+
     folder, _ = plane_stack
+    frames, _, focus = breathing_stack(step=0.006)
+    raw = write_frames(tmp_path / "raw", frames, focus=focus)  # --align auto aligns it: still no torch
     commands = [
         ["--help"],
+        ["predict", "--help"],
+        ["train", "--help"],
+        ["predict", str(raw), "-o", str(tmp_path / "raw.npy"), "--aif", str(tmp_path / "raw.png"), "--preview"],
+        ["fuse", str(raw), "-o", str(tmp_path / "raw_fused.png")],
         ["info", str(folder)],
         ["predict", str(folder), "-o", str(tmp_path / "d.npy"), "--method", "classic", "--aif",
          str(tmp_path / "aif.png"), "--confidence", str(tmp_path / "c.npy"), "--preview"],
@@ -34,6 +43,7 @@ def test_classic_commands_do_not_import_torch(plane_stack, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "no torch" in r.stdout
     assert (tmp_path / "d.npy").is_file() and (tmp_path / "aligned" / "stack.json").is_file()
+    assert json.loads((tmp_path / "raw.json").read_text())["align"]["applied"]
 
 
 def test_the_focus_volume_model_predicts_without_torch(plane_stack, tmp_path):

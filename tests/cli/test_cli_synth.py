@@ -131,5 +131,14 @@ def test_synth_bad_options(rgbd, tmp_path):
     (tmp_path / "file").write_text("x")
     r = _run("--rgbd", rgbd, "-o", tmp_path / "file")
     assert r.exit_code == 6 and "not a folder" in r.output
-    r = _run("--rgbd", rgbd, "-o", tmp_path / "no" / "out")
-    assert r.exit_code == 6 and "does not exist" in r.output
+    r = _run("--rgbd", rgbd, "-o", tmp_path / "file" / "out")
+    assert r.exit_code == 6 and "is a file" in r.output
+
+
+def test_synth_creates_missing_parent_folders_and_removes_them_on_failure(rgbd, tmp_path):
+    r = _run("--rgbd", rgbd, "-o", tmp_path / "runs" / "deep" / "out", "--frames", 3, "--workers", 1)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "runs" / "deep" / "out" / "manifest.json").is_file()
+    (rgbd / "rgb" / "one.png").write_bytes(b"broken")  # the first scene fails: nothing rendered, nothing left
+    r = _run("--rgbd", rgbd, "-o", tmp_path / "other" / "out", "--frames", 3, "--workers", 1)
+    assert r.exit_code == 3 and not (tmp_path / "other").exists(), r.output

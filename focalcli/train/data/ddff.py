@@ -3,7 +3,7 @@
 Layout: ``stack_train``/``disp_train`` and ``stack_val``/``disp_val`` (the DFV re-split file uses the same keys).
 Stacks are ``[S, 10, H, W, 3]`` uint8, frame 0 focused nearest; disparities are ``[S, H, W]`` (or ``[S, H, W, 1]``)
 float with ``depth = 0.14124 / disparity`` metres and 0 = invalid. The 10 focus planes are uniform in inverse depth
-from 0.5 m to 7 m. h5py is an optional dependency (``pip install 'focal[h5]'``).
+from 0.5 m to 7 m. h5py is an optional dependency (``pip install 'focalcli[h5]'``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class DDFFSource:
             try:
                 import h5py
             except ImportError as e:
-                raise InputError(f"{self.path}: reading DDFF-12 .h5 files needs h5py (pip install 'focal[h5]')") from e
+                raise InputError(f"{self.path}: reading DDFF-12 .h5 files needs h5py "
+                                 "(pip install 'focalcli[h5]')") from e
             if not self.path.is_file():
                 raise InputError(f"{self.path}: no such file")
             try:

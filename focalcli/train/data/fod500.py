@@ -3,7 +3,7 @@
 Each scene has five frames ``*All.tif`` focused at 0.1, 0.15, 0.3, 0.7 and 1.5 m and one depth map ``*Dpt.exr``
 in metres. Following the published loaders, files are matched by natural sort order: the k-th ``*Dpt.exr`` belongs
 to ``*All.tif`` files 5k .. 5k+4 (near to far). Scenes 0-399 are the training split and 400-499 the test split.
-Depth is read with ``focalcli.io.exr`` (the OpenEXR package, ``pip install 'focal[exr]'``).
+Depth is read with ``focalcli.io.exr`` (the OpenEXR package, ``pip install 'focalcli[exr]'``).
 """
 
 from __future__ import annotations

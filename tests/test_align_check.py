@@ -1,0 +1,115 @@
+"""The quick alignment check (``focal predict/fuse --align auto``) and the coverage of warped frames."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from focalcli.align import check as check_mod
+from focalcli.align.check import check_alignment, corner_displacement, gray_thumbnail
+from focalcli.align.register import FrameTransform
+from focalcli.align.warp import coverage_mask, warp_frame
+from focalcli.io.stack import scan_stack
+from tests import synthetic
+from tests.conftest import write_frames
+from tests.synthetic_align import misaligned_stack
+
+
+def breathing_stack(n: int = 8, h: int = 120, w: int = 160, step: float = 0.004):
+    """A slanted-plane stack whose frames are magnified by ``1 + step`` per frame about the centre."""
+    frames, depth, focus = synthetic.slanted_plane(h=h, w=w, n=n)
+    out = []
+    for k, f in enumerate(frames):
+        s = (1 + step) ** (k - n // 2)
+        m = np.array([[s, 0, (1 - s) * (w - 1) / 2], [0, s, (1 - s) * (h - 1) / 2]], np.float32)
+        out.append(cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT))
+    return np.stack(out), depth, focus
+
+
+@pytest.mark.parametrize("shape", [(32, 40), (96, 128), (240, 320)])
+@pytest.mark.parametrize("scene", [synthetic.slanted_plane, synthetic.step_planes])
+def test_aligned_synthetic_stacks_need_no_alignment(shape, scene):
+    frames, _, focus = scene(*shape)
+    c = check_alignment(synthetic.as_focal_stack(frames, focus))
+    assert not c.needed, c.reason
+    assert c.misalignment_px is None or c.misalignment_px < 0.5
+
+
+def test_focus_breathing_is_found_and_extrapolated():
+    frames, _, focus = breathing_stack(step=0.004)
+    c = check_alignment(synthetic.as_focal_stack(frames, focus))
+    assert c.needed and "breathing" in c.reason
+    # 1.004 per step, 3.5 steps from the middle to an end: the corners (99.4 px from the centre) move ~1.4 px
+    expected = ((1.004 ** 3.5) - 1) * np.hypot(79.5, 59.5)
+    assert c.breathing_px == pytest.approx(expected, rel=0.2)
+    for pair in c.pairs:
+        assert pair["scale"] == pytest.approx(1.004, abs=1.2e-3)  # the second frame shows the scene 0.4 % larger
+
+
+def test_breathing_below_the_threshold_is_left_alone():
+    frames, _, focus = breathing_stack(step=0.0005)  # ~0.17 px at the corners of the end frames
+    c = check_alignment(synthetic.as_focal_stack(frames, focus))
+    assert not c.needed
+
+
+def test_shake_is_found():
+    frames, _, _ = misaligned_stack(n=5, h=120, w=160, model="translation", seed=2)  # shifts of up to 4 px
+    c = check_alignment(synthetic.as_focal_stack(frames, None))
+    assert c.needed and "shifted" in c.reason
+
+
+def test_disagreeing_scale_changes_are_not_breathing(monkeypatch):
+    """Defocus fakes small scale changes of either sign between neighbours; only a steady trend is breathing."""
+    rows = [{"frames": [0, 1], "matrix": np.eye(3), "score": 0.9, "scale": 1.004, "shift_px": [0.1, 0.0],
+             "displacement_px": 0.5},
+            {"frames": [3, 4], "matrix": np.eye(3), "score": 0.9, "scale": 0.997, "shift_px": [0.0, 0.1],
+             "displacement_px": 0.4},
+            {"frames": [6, 7], "matrix": np.eye(3), "score": 0.9, "scale": 1.003, "shift_px": [0.0, 0.0],
+             "displacement_px": 0.3}]
+    monkeypatch.setattr(check_mod, "check_pairs", lambda *a, **k: [dict(r) for r in rows])
+    frames, _, focus = synthetic.slanted_plane(n=8)
+    c = check_alignment(synthetic.as_focal_stack(frames, focus))
+    assert not c.needed and c.breathing_px is None and "disagree" in c.reason
+    rows[1]["scale"] = 1.002  # now all three agree
+    c = check_alignment(synthetic.as_focal_stack(frames, focus))
+    assert c.needed and c.breathing_px > 0.5
+
+
+def test_check_reads_few_frames(tmp_path, monkeypatch):
+    """It runs on every prediction: only the frames of the three neighbouring pairs are decoded, once each."""
+    frames, _, focus = synthetic.slanted_plane(h=64, w=80, n=12)
+    sf = scan_stack(write_frames(tmp_path / "s", frames, focus=focus))
+    seen = []
+    real = check_mod.gray_thumbnail
+    monkeypatch.setattr(check_mod, "gray_thumbnail", lambda stack, i, side: seen.append(i) or real(stack, i, side))
+    check_alignment(sf)
+    assert sorted(seen) == [0, 1, 5, 6, 10, 11]
+
+
+def test_jpeg_thumbnails_use_reduced_decoding(tmp_path):
+    frames, _, focus = synthetic.slanted_plane(h=600, w=800, n=3)
+    sf = scan_stack(write_frames(tmp_path / "s", frames, focus=focus, suffix=".jpg"))
+    small = gray_thumbnail(sf, 1, 256)
+    assert small.shape == (192, 256) and small.dtype == np.float32
+    full = cv2.resize(cv2.cvtColor(frames[1], cv2.COLOR_RGB2GRAY), (256, 192), interpolation=cv2.INTER_AREA)
+    assert np.abs(small - full).mean() < 0.02
+
+
+def test_corner_displacement():
+    m = np.array([[1.01, 0, 0], [0, 1.01, 0], [0, 0, 1.0]])  # scale about the origin: the far corner moves most
+    assert corner_displacement(m, (101, 201)) == pytest.approx(0.01 * np.hypot(200, 100))
+
+
+def test_coverage_mask_marks_the_uncovered_border():
+    t = FrameTransform(name="f", matrix=np.array([[1.0, 0, 3.0], [0, 1.0, -2.0], [0, 0, 1.0]]))  # 3 px right, 2 up
+    cover = coverage_mask(t, (20, 30), (0, 0, 30, 20))
+    assert cover.shape == (20, 30)
+    assert not cover[:, :3].any()
+    assert not cover[-2:, :].any() and cover[:-2, 3:].all()
+    same = FrameTransform(name="g", matrix=np.eye(3))
+    assert coverage_mask(same, (20, 30), (0, 0, 30, 20)).all()
+    # the warped frame repeats the border where it is not covered (so filters see no edge), and is real elsewhere
+    img = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    warped = warp_frame(img, t, (0, 0, 30, 20), photometric=False)
+    assert np.allclose(warped[:-2, 3:], img[2:, :-3], atol=1e-5)
