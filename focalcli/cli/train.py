@@ -13,7 +13,7 @@ from focalcli.cli.options import json_option, overwrite_option
 # TrainConfig's defaults, spelled out so that --help shows them without importing torch (focalcli.train.loop does);
 # tests/cli/test_cli_train_ux.py checks them against TrainConfig().
 DEFAULTS = {"data": "procedural", "model": "focusvolume", "steps": 2000, "batch_size": 4, "crop": 256, "lr": 3e-4,
-            "loss": "diopter-l1", "val_every": 200, "workers": 2, "seed": 0, "device": "auto"}
+            "loss": "silog-grad", "val_every": 200, "workers": 2, "seed": 0, "device": "auto"}
 
 
 def _default(key: str) -> str:

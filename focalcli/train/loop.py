@@ -50,7 +50,7 @@ class TrainConfig:
     crop: int = 256  # training crop side, px (a window of a virtual image: see train.data.synthetic)
     frames_min: int = 2  # fewest frames per stack (drawn per step)
     frames_max: int = 16  # most frames per stack
-    loss: str = "diopter-l1"  # diopter-l1 (scale-fair), mse-laplacian (the paper's) or silog-grad
+    loss: str = "silog-grad"  # silog-grad (chosen by measurement), diopter-l1 (scale-fair L1) or mse-laplacian (paper)
     alpha: float = 0.2  # weight of the Laplacian-variance term (mse-laplacian)
     frame_ce: float = 0.2  # weight of the two-hot cross-entropy on the frame weights (soft-choice heads)
     lr: float = 3e-4  # peak learning rate (AdamW)
