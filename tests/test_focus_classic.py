@@ -112,7 +112,8 @@ def test_streaming_memory_does_not_grow_with_stack_length(tmp_path):
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] - peaks[0] < frame_bytes, [p / frame_bytes for p in peaks]
-    assert peaks[1] < 14 * frame_bytes, [p / frame_bytes for p in peaks]
+    # a fixed budget of full-size maps: the fusion pyramid, the peak trackers of both windows, coverage and fill
+    assert peaks[1] < 16 * frame_bytes, [p / frame_bytes for p in peaks]
 
 
 @pytest.mark.parametrize("measure", MEASURES)
