@@ -45,4 +45,4 @@ def test_two_gloo_processes_match_one(tmp_path, monkeypatch):
     for k in one["model"]:
         diff = (two["model"][k] - one["model"][k]).abs()
         assert float(diff.max()) <= 2 * cfg.lr * cfg.steps, k
-        assert float((diff > 2e-4).float().mean()) < 0.01, k
+        assert float((diff > 2e-4).float().mean()) < 0.05, k
