@@ -24,6 +24,9 @@ def train(
     loss: str | None = typer.Option(None, "--loss", help="mse-laplacian (the paper's) or silog-grad."),
     val_every: int | None = typer.Option(None, "--val-every", min=0, help="Validate every K steps (0: at the end)."),
     workers: int | None = typer.Option(None, "--workers", min=0, help="Data-loader processes per rank."),
+    render: str | None = typer.Option(None, "--render", help="Where synthetic stacks are rendered: workers (CPU "
+                                      "loader processes), device (the training device, batched) or auto (device "
+                                      "on CUDA)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of model init, data and augmentation."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:K."),
     config: Path | None = typer.Option(None, "--config", help="TOML file with TrainConfig keys (flags win)."),
@@ -47,7 +50,7 @@ def train(
         layers.append((load_toml(config), str(config)))
     flags = {"data": data or None, "val_data": val_data or None, "model": model, "steps": steps,
              "batch_size": batch_size, "crop": crop, "lr": lr, "loss": loss, "val_every": val_every,
-             "workers": workers, "seed": seed, "device": device}
+             "workers": workers, "render": render, "seed": seed, "device": device}
     layers.append(({k: v for k, v in flags.items() if v is not None}, "options"))
     cfg = None
     for i in range(len(layers)):  # each layer is checked on its own so errors name the file they come from
