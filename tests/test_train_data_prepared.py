@@ -100,3 +100,27 @@ def test_unknown_render_mode():
     src = build_source(parse_data_spec("procedural"), train=True)
     with pytest.raises(ConfigError, match="render mode"):
         MixtureDataset([src], [1.0], seed=0, crop=(8, 8), render="gpu")
+
+
+@pytest.mark.parametrize("method", ["layered", "gather"])
+def test_rendering_commutes_with_rotations_and_flips(method):
+    """Why the augmentation may rotate the scene before rendering: the rendered stack is the rotated render (every
+    PSF is symmetric), so the clean stacks are those of rotating after rendering. Measured: <= 2e-5."""
+    from dataclasses import replace
+
+    from focalcli.synth.batch import render_batch
+    from focalcli.synth.render import SynthConfig
+
+    src = build_source(parse_data_spec("procedural"), train=True, synth_options=SMALL)
+    s = src.prepare(sample_generator(5, 2), (32, 32), 4)
+    params = [replace(s["params"], shot_noise=0.0, read_noise=0.0)]
+    cfg = SynthConfig(method=method, bit_depth=0)
+    rgb, depth = s["rgb"][None], s["depth"][None]  # (1, 3, H, W), (1, 1, H, W)
+    ref, _ = render_batch(rgb, depth, params, config=cfg)  # (1, N, 3, H, W)
+    for k, flip in [(1, False), (3, True)]:
+        def move(x, k=k, flip=flip):
+            x = x.rot90(k, (-2, -1))
+            return x.flip(-1) if flip else x
+
+        out, _ = render_batch(move(rgb), move(depth), params, config=cfg)
+        torch.testing.assert_close(out, move(ref), rtol=0, atol=1e-4)
