@@ -1,8 +1,8 @@
 """Training augmentation applied to every source alike: sub-schedules, rotations and flips, sensor noise.
 
 What a camera records is noisy and quantised; what a photographer picks is any subset of focus positions. Sources
-deliver clean stacks (synthetic ones are rendered without noise, in float; ``focal synth --random`` sets hold 16
-frames at 16 bits), and ``augment`` turns each into a training sample that looks like use:
+deliver clean stacks (``focal synth --random`` sets hold 16 frames at 16 bits; synthetic sources, see below), and
+``augment`` turns each into a training sample that looks like use:
 
 - ``subsets``: a stack with more frames than the step asks for gives a random *sub-schedule*: a window of ``m``
   consecutive frames (``m`` uniform in [n, M]) and ``n`` frames evenly spread over it, so frame spacing and the part

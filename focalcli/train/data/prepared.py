@@ -72,7 +72,7 @@ def render_prepared(batch: dict, device: torch.device | str) -> dict:
     for i, kind in enumerate(zip(batch["method"], batch["bit_depth"], strict=True)):
         groups.setdefault(kind, []).append(i)
     if len(groups) == 1:
-        (method, bits), = groups
+        [(method, bits)] = list(groups)
         frames, focus = render_batch(rgb, depth, params, config=SynthConfig(method=method, bit_depth=bits),
                                      noise_seed=seeds)
         return {"frames": frames, "focus_distances_m": focus, "depth": depth}
