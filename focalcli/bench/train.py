@@ -136,12 +136,12 @@ def bench_train(
             out["device_render_samples_per_s"] = round(batch_size / render_s, 2)
             out["device_pipeline_samples_per_s"] = round(batch_size / both_s, 2)
             out["workers_for_device_rendering"] = round(out["device_pipeline_samples_per_s"] /
-                                                        out["prepare_samples_per_s"], 1)
+                                                        out["prepare_samples_per_s"], 2)
         if batches or prepared:
             out["step_s"] = round(step_s, 4)
             out["train_samples_per_s"] = round(batch_size / step_s, 2)
     if "data_samples_per_s" in out and "train_samples_per_s" in out:
-        out["workers_for_cpu_rendering"] = round(out["train_samples_per_s"] / out["data_samples_per_s"], 1)
+        out["workers_for_cpu_rendering"] = round(out["train_samples_per_s"] / out["data_samples_per_s"], 2)
     print(json.dumps(out, indent=2))
 
 
