@@ -1,12 +1,13 @@
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from focalcli.errors import ConfigError, OutputError
 from focalcli.train.checkpoint import load_checkpoint
-from focalcli.train.loop import TrainConfig, train
+from focalcli.train.loop import RUNTIME_KEYS, TrainConfig, train
 from tests.datasets_tiny import write_stacks
 
 # A model small enough that a step takes a few tens of milliseconds on one CPU core.
@@ -107,3 +108,36 @@ def test_init_starts_from_exported_weights(tmp_path):
     with pytest.raises(ModelFileError, match="differs"):
         train(tiny_config(data, steps=1, val_every=0, model="focusvolume", model_options={},
                           init=str(tmp_path / "a.safetensors")), tmp_path / "c")
+
+
+def test_device_rendering_resumes_exactly_and_trains_what_workers_train(tmp_path):
+    """render = device: the workers prepare synthetic samples and the training process renders each batch; a resumed
+    run continues bit for bit, and the losses are those of rendering in the workers (the same samples)."""
+    synth = {"shapes": 6, "render_method": "mixed", "eval_size": 24, "eval_items": 1, "eval_frames": 3,
+             "image_width_px": [24.0, 32.0]}
+    cfg = tiny_config(None, data=("procedural",), synth_options=synth, steps=4, save_every=2, val_every=0,
+                      frames_min=2, frames_max=3, render="device")
+    assert train(cfg, tmp_path / "full")["render"] == "device"
+
+    def kill_at_2(step, loss):
+        if step == 2:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg, tmp_path / "cut", on_step=kill_at_2)
+    assert train(cfg, tmp_path / "cut", resume=True)["start_step"] == 2
+    full = {r["step"]: r["loss"] for r in read_log(tmp_path / "full") if "loss" in r}
+    cut = {r["step"]: r["loss"] for r in read_log(tmp_path / "cut") if "loss" in r}
+    assert [cut[s] for s in (2, 3)] == [full[s] for s in (2, 3)]  # bit for bit
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # the first two steps (warm-up: their learning rates do not depend on the run's length) in the workers
+    assert train(replace(cfg, render="workers", steps=2), tmp_path / "workers")["render"] == "workers"
+    workers = [r["loss"] for r in read_log(tmp_path / "workers") if "loss" in r]
+    assert workers == pytest.approx([full[0], full[1]], rel=1e-4)
+
+
+def test_render_key():
+    with pytest.raises(ConfigError, match="render must be"):
+        TrainConfig(render="gpu")
+    assert "render" in RUNTIME_KEYS  # resuming may switch: both modes render the same samples

@@ -1,22 +1,24 @@
-"""``python -m focalcli.bench train``: training throughput on this machine, with training data rendered by CPU
-workers or on the training device.
+"""``python -m focalcli.bench train``: training throughput on this machine, with synthetic training data rendered by
+the CPU loader workers or on the training device (``TrainConfig.render``).
 
-Figures (samples per second; one process, so a CPU rate is what one loader worker delivers):
+Both pipelines are the training ones: ``train.data.MixtureDataset`` with the training augmentation (rotations,
+flips, sensor noise, 8 bits), one source (``--data``), and the same samples in either mode. Figures (samples per
+second; one process, so a CPU rate is what one loader worker delivers):
 
-- ``data_samples_per_s``: the training source (``--data``) drawn and rendered on the CPU, as a loader worker does.
-- ``prepare_samples_per_s``: the CPU half of on-device rendering: a dead-leaves scene of the crop size and its
-  random ``SampleParams`` (what a worker does when the GPU renders).
-- ``device_render_samples_per_s``: ``synth.batch.render_batch`` of a whole batch on ``--device``.
+- ``data_samples_per_s``: ``render = workers``: a sample drawn, augmented and rendered on the CPU.
+- ``prepare_samples_per_s``: ``render = device``, the workers' half: a scene decoded, cropped, augmented and its
+  ``SampleParams`` drawn (synthetic sources only).
+- ``device_render_samples_per_s``: the device's half, ``train.data.render_prepared`` of a whole batch on ``--device``.
 - ``train_samples_per_s``: training steps alone (forward, backward, AdamW; bf16 autocast on CUDA).
-- ``device_pipeline_samples_per_s``: measured steps that render their batch on the device first (the GPU does
-  both; CPU workers only prepare).
-- ``cpu_workers_needed``: CPU workers that would keep each pipeline fed (``workers_for_cpu_rendering`` for the
-  CPU-rendered one at the model step's rate; ``workers_for_device_rendering`` for the on-device one).
+- ``device_pipeline_samples_per_s``: steps that render their batch on the device first (``render = device``: the
+  device does both; CPU workers only prepare).
+- ``workers_for_cpu_rendering`` / ``workers_for_device_rendering``: CPU workers that would keep each pipeline fed
+  (the model step's rate over one worker's rate; the device pipeline's rate over one worker's preparation rate).
 
-``--virtual-width`` sets the pixel pitch of the on-device samples from a wider virtual image (36 mm sensor / width),
-for realistic blur on a small crop (0: the crop's width, as today's training stacks). Example (GPU)::
+``--virtual-width`` fixes the width of the virtual image a crop is a window of (the pixel pitch is the sensor width
+over it, which sets the blur in pixels); 0 draws it as training does (``synth_options.image_width_px``). Example::
 
-    python -m focalcli.bench train --device cuda --model focdepthformer-small --crop 256 --batch-size 16 --frames 8 \
+    python -m focalcli.bench train --device cuda --model focdepthformer-small --crop 256 --batch-size 16 --frames 8 \\
         --virtual-width 1024 --cpu-samples 16
 """
 
@@ -25,35 +27,19 @@ from __future__ import annotations
 import typer
 
 
-def _prepare(seed: int, crop: int, frames: int, virtual_width: int):
-    """One sample's CPU half: a dead-leaves scene and its parameters (pixel pitch from the virtual width)."""
-    from dataclasses import replace
-
-    import torch
-
-    from focalcli.synth.procedural import dead_leaves
-    from focalcli.synth.sampling import SamplingRanges, sample_params
-
-    g = torch.Generator().manual_seed(seed)
-    rgb, depth = dead_leaves(g, crop, crop)
-    params = sample_params(g, depth, replace(SamplingRanges(), frames=(frames, frames), crop=None))
-    if virtual_width:
-        camera = replace(params.camera, pixel_pitch_um=params.camera.pixel_pitch_um * crop / virtual_width)
-        params = replace(params, camera=camera)
-    return rgb, depth, params
-
-
 def bench_train(
     model: str = typer.Option("focdepthformer-tiny", "--model", help="Model preset."),
-    data: str = typer.Option("procedural", "--data", help="Training source KIND:PATH (rendered on the fly)."),
+    data: str = typer.Option("procedural", "--data", help="Training source KIND:PATH (device rendering: synth:DIR or "
+                             "procedural)."),
     crop: int = typer.Option(128, "--crop", help="Crop side (px)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Batch size."),
     frames: int = typer.Option(5, "--frames", help="Frames per stack."),
     steps: int = typer.Option(5, "--steps", help="Timed steps (after one warm-up step)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:K."),
-    virtual_width: int = typer.Option(0, "--virtual-width", min=0, help="On-device samples: width (px) of the "
-                                      "virtual image that sets the pixel pitch (0: the crop)."),
-    render: str = typer.Option("both", "--render", help="Pipelines to time: cpu, device or both."),
+    virtual_width: int = typer.Option(0, "--virtual-width", min=0, help="Synthetic sources: width (px) of the "
+                                      "virtual image that sets the pixel pitch (0: drawn as training does)."),
+    render: str = typer.Option("both", "--render", help="Pipelines to time: cpu (render = workers), device "
+                               "(render = device) or both."),
     cpu_samples: int = typer.Option(0, "--cpu-samples", min=0, help="Samples rendered on the CPU for its rate "
                                     "(0: every batch's; with --render both, the steps use the device's batches)."),
 ) -> None:
@@ -65,57 +51,68 @@ def bench_train(
     import torch
 
     from focalcli.runtime import device_errors, resolve_device, sync
-    from focalcli.synth.batch import render_batch
-    from focalcli.train.data import MixtureDataset, build_source, parse_data_spec
+    from focalcli.train.data import (
+        AugmentOptions,
+        MixtureDataset,
+        build_source,
+        collate_samples,
+        parse_data_spec,
+        render_prepared,
+    )
     from focalcli.train.loop import TrainConfig, build_train_model
     from focalcli.train.losses import get_loss
 
     if render not in ("cpu", "device", "both"):
         raise typer.BadParameter("use cpu, device or both", param_hint="--render")
+    spec = parse_data_spec(data)
+    synthetic = spec.kind in ("synth", "procedural")
+    if render != "cpu" and not synthetic:
+        raise typer.BadParameter(f"{spec.kind} stacks are read, not rendered: use --render cpu",
+                                 param_hint="--render")
     dev = resolve_device(device)
     out = {"model": model, "data": data, "crop": crop, "batch_size": batch_size, "frames": frames, "device": str(dev),
-           "threads": torch.get_num_threads(), "virtual_width": virtual_width or crop}
+           "threads": torch.get_num_threads()}
     n_batches = steps + 1
+    options = {"image_width_px": (float(virtual_width),) * 2} if virtual_width and synthetic else {}
+    source = build_source(spec, train=True, synth_options=options)
+    if synthetic:
+        out["virtual_width"] = virtual_width or list(source.options.image_width_px)
 
-    batches = []
-    if render in ("cpu", "both"):
-        ds = MixtureDataset([build_source(parse_data_spec(data), train=True)], [1.0], seed=0, crop=(crop, crop),
-                            n_frames=(frames, frames))
-        count = cpu_samples or n_batches * batch_size
+    def mixture(mode: str) -> MixtureDataset:
+        return MixtureDataset([source], [1.0], seed=0, crop=(crop, crop), n_frames=(frames, frames),
+                              augment=AugmentOptions(), render=mode)
+
+    def collated(ds: MixtureDataset, count: int) -> tuple[list[dict], float]:
+        """Batches of the first ``count`` samples (whole batches only), and samples per second drawing them."""
         t = time.perf_counter()
         samples = [ds[(i // batch_size, i % batch_size)] for i in range(count)]
-        out["data_samples_per_s"] = round(count / (time.perf_counter() - t), 2)
-        if render == "cpu" or not cpu_samples:
-            batches = [torch.utils.data.default_collate(samples[i : i + batch_size])
-                       for i in range(0, len(samples) - batch_size + 1, batch_size)]
-    prepared = []
-    if render in ("device", "both"):
-        t = time.perf_counter()
-        prepared = [[_prepare(s * batch_size + j, crop, frames, virtual_width) for j in range(batch_size)]
-                    for s in range(n_batches)]
-        out["prepare_samples_per_s"] = round(n_batches * batch_size / (time.perf_counter() - t), 2)
+        rate = round(count / (time.perf_counter() - t), 2)
+        return [collate_samples(samples[i : i + batch_size]) for i in range(0, count - batch_size + 1, batch_size)], \
+            rate
 
-    net = build_train_model(TrainConfig(model=model)).to(dev).train()
+    batches, prepared = [], []
+    if render in ("cpu", "both"):
+        rendered, out["data_samples_per_s"] = collated(mixture("workers"), cpu_samples or n_batches * batch_size)
+        if render == "cpu" or not cpu_samples:
+            batches = rendered
+    if render in ("device", "both"):
+        prepared, out["prepare_samples_per_s"] = collated(mixture("device"), n_batches * batch_size)
+
+    cfg = TrainConfig(model=model)
+    net = build_train_model(cfg).to(dev).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    loss_fn = get_loss("mse-laplacian")
+    loss_fn = get_loss(cfg.loss)  # the training default
     use_amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
 
-    def step(frames_, focus, depth):
+    def step(b: dict) -> None:
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred = net(frames_, focus, validate=False)
-        loss = loss_fn(pred.float(), depth)
+            pred = net(b["frames"].to(dev), b["focus_distances_m"].to(dev), details=True, validate=False)
+        loss = loss_fn(pred, b["depth"].to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    def rendered(group, seed):
-        rgb = torch.stack([r for r, _, _ in group]).to(dev, non_blocking=True)  # (B, 3, H, W)
-        depth = torch.stack([d for _, d, _ in group]).to(dev, non_blocking=True)  # (B, 1, H, W)
-        seeds = torch.arange(seed, seed + len(group))
-        frames_, focus = render_batch(rgb, depth, [p for _, _, p in group], noise_seed=seeds)
-        return frames_, focus, torch.where(depth > 0, depth, torch.zeros_like(depth))
-
-    def timed(fn, items):
+    def timed(fn, items) -> float:
         """Median seconds of ``fn(item)`` over all items but the first (warm-up)."""
         times = []
         for item in items:
@@ -128,25 +125,23 @@ def bench_train(
 
     with device_errors(dev):
         if batches:
-            step_s = timed(lambda b: step(b["frames"].to(dev), b["focus_distances_m"].to(dev), b["depth"].to(dev)),
-                           batches)
-            out["step_s"] = round(step_s, 4)
-            out["train_samples_per_s"] = round(batch_size / step_s, 2)
+            step_s = timed(step, batches)
         if prepared:
-            render_s = timed(lambda g: rendered(g, 0), prepared)
+            render_s = timed(lambda b: render_prepared(b, dev), prepared)
             if not batches:  # the model step alone, on batches rendered beforehand on the device
-                ready = [rendered(g, 0) for g in prepared]
-                step_s = timed(lambda b: step(*b), ready)
-                out["step_s"] = round(step_s, 4)
-                out["train_samples_per_s"] = round(batch_size / step_s, 2)
+                ready = [render_prepared(b, dev) for b in prepared]
+                step_s = timed(step, ready)
                 del ready
-            both_s = timed(lambda g: step(*rendered(g, 0)), prepared)
+            both_s = timed(lambda b: step(render_prepared(b, dev)), prepared)
             out["device_render_samples_per_s"] = round(batch_size / render_s, 2)
             out["device_pipeline_samples_per_s"] = round(batch_size / both_s, 2)
             out["workers_for_device_rendering"] = round(out["device_pipeline_samples_per_s"] /
-                                                        out["prepare_samples_per_s"], 1)
+                                                        out["prepare_samples_per_s"], 2)
+        if batches or prepared:
+            out["step_s"] = round(step_s, 4)
+            out["train_samples_per_s"] = round(batch_size / step_s, 2)
     if "data_samples_per_s" in out and "train_samples_per_s" in out:
-        out["workers_for_cpu_rendering"] = round(out["train_samples_per_s"] / out["data_samples_per_s"], 1)
+        out["workers_for_cpu_rendering"] = round(out["train_samples_per_s"] / out["data_samples_per_s"], 2)
     print(json.dumps(out, indent=2))
 
 

@@ -13,7 +13,7 @@ from focalcli.cli.options import json_option, overwrite_option
 # TrainConfig's defaults, spelled out so that --help shows them without importing torch (focalcli.train.loop does);
 # tests/cli/test_cli_train_ux.py checks them against TrainConfig().
 DEFAULTS = {"data": "procedural", "model": "focusvolume", "steps": 2000, "batch_size": 4, "crop": 256, "lr": 3e-4,
-            "loss": "silog-grad", "val_every": 200, "workers": 2, "seed": 0, "device": "auto"}
+            "loss": "silog-grad", "val_every": 200, "workers": 2, "render": "auto", "seed": 0, "device": "auto"}
 
 
 def _default(key: str) -> str:
@@ -48,6 +48,9 @@ def train(
                                          show_default=_default("val_every")),
     workers: int | None = typer.Option(None, "--workers", min=0, help="Data-loader processes per rank.",
                                        show_default=_default("workers")),
+    render: str | None = typer.Option(None, "--render", help="Where synthetic stacks are rendered: workers (CPU "
+                                      "loader processes), device (the training device, batched) or auto (device "
+                                      "on CUDA).", show_default=_default("render")),
     seed: int | None = typer.Option(None, "--seed", help="Seed of model init, data and augmentation.",
                                     show_default=_default("seed")),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:K.",
@@ -77,7 +80,7 @@ def train(
     flags = {"data": data or None, "val_data": val_data or None, "model": model, "init": str(init) if init else None,
              "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr, "loss": loss.value if loss else None,
              "val_every": val_every,
-             "workers": workers, "seed": seed, "device": device}
+             "workers": workers, "render": render, "seed": seed, "device": device}
     layers.append(({k: v for k, v in flags.items() if v is not None}, "options"))
     cfg = None
     for i in range(len(layers)):  # each layer is checked on its own so errors name the file they come from

@@ -12,6 +12,10 @@ DDP is on only when torchrun's ``RANK`` is set; rank 0 alone logs, validates and
 (step, j) depends only on (seed, step, j) (``focalcli.train.data.mixture``) and the global RNG is reseeded from
 (seed, step, rank) at every step, so ``--resume`` continues exactly where a killed run stopped.
 
+Synthetic stacks (``synth:DIR``, ``procedural``) are rendered by the loader workers or, with ``render = "device"``
+(the default on CUDA), on the training device: the workers only decode, crop and draw each sample's parameters, and
+the batch is rendered in one call before the model step (``train.data.prepared``). Both give the same samples.
+
 A run folder holds ``config.json`` (the resolved config), ``log.jsonl`` (one record per logged step and per
 validation), ``last.pt`` and ``best.pt`` (resume checkpoints; ``focal export`` turns one into safetensors).
 """
@@ -63,6 +67,7 @@ class TrainConfig:
     save_every: int = 100  # write last.pt every K steps (and at every validation and the end)
     log_every: int = 10  # write a log.jsonl record every K steps
     workers: int = 2  # data-loader worker processes per rank
+    render: str = "auto"  # synthetic stacks rendered by the loader workers or on the device; auto = device on CUDA
     seed: int = 0  # seeds model init, data and augmentation
     device: str = "auto"  # auto, cpu, cuda, cuda:K
     amp: bool = True  # bf16 autocast on CUDA devices that support it (CPU always runs float32)
@@ -80,6 +85,8 @@ class TrainConfig:
             problems.append("give at least one training source (--data)")
         if self.loss not in LOSSES:
             problems.append(f"unknown loss {self.loss!r} (use {', '.join(LOSSES)})")
+        if self.render not in ("auto", "workers", "device"):
+            problems.append(f"render must be auto, workers or device, got {self.render!r}")
         if self.max_size < 32:
             problems.append("max_size must be >= 32")
         if not (self.lr > 0 and self.min_lr >= 0):
@@ -92,8 +99,10 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-# Keys that may change when a run is resumed (they do not change what is trained).
-RUNTIME_KEYS = frozenset({"steps", "val_every", "val_stacks", "save_every", "log_every", "workers", "device"})
+# Keys that may change when a run is resumed (they do not change what is trained). ``render`` is one: both modes
+# render the same samples (to float rounding, like ``device``; tests/test_train_data_prepared.py).
+RUNTIME_KEYS = frozenset({"steps", "val_every", "val_stacks", "save_every", "log_every", "workers", "device",
+                          "render"})
 Progress = Callable[[int, int, dict], None]  # (steps done, total, {"loss", "lr", "samples_per_s"})
 
 
@@ -249,7 +258,10 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
         MixtureDataset,
         StepBatchSampler,
         build_source,
+        collate_samples,
+        is_prepared,
         parse_data_spec,
+        render_prepared,
         sample_generator,
     )
     from focalcli.train.distributed import barrier, dist_info, init_distributed, shutdown_distributed
@@ -273,8 +285,9 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
     specs = [parse_data_spec(s) for s in cfg.data]
     sources = [build_source(s, train=True, synth_options=cfg.synth_options) for s in specs]
     augment = build_dataclass(AugmentOptions, cfg.augment, where="augment")
+    render = cfg.render if cfg.render != "auto" else ("device" if device.type == "cuda" else "workers")
     dataset = MixtureDataset(sources, [s.weight for s in specs], seed=cfg.seed, crop=(cfg.crop, cfg.crop),
-                             n_frames=(cfg.frames_min, cfg.frames_max), augment=augment)
+                             n_frames=(cfg.frames_min, cfg.frames_max), augment=augment, render=render)
     val_sets = _validation_sets(cfg) if info.is_main else []
 
     # --- model, optimiser, state
@@ -300,7 +313,8 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
     use_amp = cfg.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
     loader = DataLoader(dataset, batch_sampler=StepBatchSampler(start, cfg.steps, cfg.batch_size, info.rank,
                                                                 info.world_size),
-                        num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=False)
+                        num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=False,
+                        collate_fn=collate_samples)
 
     # --- the loop
     t_start, t_last, speed, loss_value = time.perf_counter(), time.perf_counter(), 0.0, float("nan")
@@ -309,6 +323,8 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(int(sample_generator(cfg.seed, step, info.rank, 7).initial_seed()))  # dropout & co.
+        if is_prepared(batch):  # synthetic samples the workers prepared (render = device): rendered here
+            batch = render_prepared(batch, device)
         frames = batch["frames"].to(device, non_blocking=True)  # (B, N, 3, H, W)
         focus = batch["focus_distances_m"].to(device, non_blocking=True)  # (B, N)
         depth = batch["depth"].to(device, non_blocking=True)  # (B, 1, H, W)
@@ -341,6 +357,8 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
             if done % cfg.log_every == 0 or done == cfg.steps or done == start + 1:
                 record = {"step": step, "loss": loss_value, "lr": lr, "samples_per_s": round(speed, 3),
                           "time_s": round(now - t_start, 3)}
+                if done == start + 1:
+                    record["render"] = render  # where synthetic stacks are rendered (auto resolved)
                 if grad_norm is not None:
                     record["grad_norm"] = float(grad_norm)
                 _append_log(run_dir / "log.jsonl", record)
@@ -370,7 +388,7 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
     barrier(info)
     shutdown_distributed(info)
     return {"steps": cfg.steps, "start_step": start, "loss": loss_value, "best_val_abs_rel": None if math.isinf(best)
-            else best, "run_dir": str(run_dir), "seconds": round(time.perf_counter() - t_start, 2),
+            else best, "run_dir": str(run_dir), "seconds": round(time.perf_counter() - t_start, 2), "render": render,
             "last": str(run_dir / "last.pt"), "best": str(run_dir / "best.pt") if not math.isinf(best) else None}
 
 

@@ -231,6 +231,7 @@ def _train_cases() -> Iterator[Case]:
         ("--data ddff group keys", f"{TRAIN} --data ddff:g.h5", 3, (b.hdf5_group("g.h5", "stack_train"),),
          "stack_train"),
         ("--model unknown", f"{TRAIN} --model nope", 4, (), "unknown model"),
+        ("--render unknown", f"{TRAIN} --render gpu", 4, (), "render must be auto, workers or device"),
         ("synth_options f_number from 0", f"{TRAIN} --data procedural --config c.toml", 4,
          (b.toml("c.toml", "[synth_options]\nf_number = [0.0, 8.0]\n"),), "f_number"),
         ("synth_options f_number reversed", f"{TRAIN} --data procedural --config c.toml", 4,

@@ -4,6 +4,7 @@ CUDA against the CPU, and the device errors a user can cause."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -127,6 +128,51 @@ def test_render_batch_on_cuda_equals_cpu_render_sample():
     for b, ((r, d), p) in enumerate(zip(scenes, params, strict=True)):
         stack_, _ = render_sample(r, d, p, config=cfg, noise_seed=b + 1)  # what a CPU worker renders
         torch.testing.assert_close(frames[b].cpu(), stack_.frames, rtol=0, atol=1e-4)
+
+
+def test_training_samples_rendered_on_cuda_equal_the_cpu_workers(tmp_path):
+    """render = device on CUDA: a batch the workers prepared and the GPU renders equals the batch CPU workers render
+    (render = workers), for RGB-D and procedural scenes, layered and gather, before and after 8-bit quantisation."""
+    from focalcli.train.data import (
+        AugmentOptions,
+        MixtureDataset,
+        build_source,
+        collate_samples,
+        parse_data_spec,
+        render_prepared,
+    )
+    from tests.test_train_data_synthetic import write_rgbd
+
+    root = write_rgbd(tmp_path / "rgbd", h=96, w=128)
+    for spec in ("procedural", f"synth:{root}"):
+        src = build_source(parse_data_spec(spec), train=True, synth_options={"render_method": "mixed", "holdout": 0})
+        for bits, limit in [(0, 1e-4), (8, 1 / 255 + 1e-6)]:
+            kw = dict(seed=2, crop=(48, 48), n_frames=(4, 6), augment=AugmentOptions(bit_depth=bits))
+            workers = MixtureDataset([src], [1.0], render="workers", **kw)
+            device = MixtureDataset([src], [1.0], render="device", **kw)
+            for step in range(2):
+                keys = [(step, j) for j in range(3)]
+                cpu = collate_samples([workers[k] for k in keys])
+                gpu = render_prepared(collate_samples([device[k] for k in keys]), "cuda")
+                assert gpu["frames"].is_cuda
+                torch.testing.assert_close(gpu["focus_distances_m"].cpu(), cpu["focus_distances_m"])
+                assert torch.equal(gpu["depth"].cpu(), cpu["depth"])
+                diff = (gpu["frames"].cpu() - cpu["frames"]).abs()
+                assert float(diff.max()) <= limit and float((diff > 1e-4).float().mean()) < 1e-3, (spec, bits, step)
+
+
+def test_train_with_device_rendering_on_cuda(tmp_path):
+    from focalcli.train.loop import train
+    from tests.test_train_loop import read_log, tiny_config
+
+    synth = {"shapes": 6, "eval_size": 32, "eval_items": 1, "eval_frames": 3}
+    cfg = tiny_config(None, data=("procedural",), synth_options=synth, steps=3, val_every=0, frames_min=2,
+                      frames_max=3, device="cuda", amp=False, workers=1)
+    assert cfg.render == "auto" and train(cfg, tmp_path / "gpu")["render"] == "device"
+    cpu = train(replace(cfg, device="cpu", workers=0), tmp_path / "cpu")
+    assert cpu["render"] == "workers"
+    losses = [[r["loss"] for r in read_log(tmp_path / run) if "loss" in r] for run in ("gpu", "cpu")]
+    assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-2)  # the same first batch and weights; TF32 convs
 
 
 def test_train_with_amp_and_resume_on_cuda(tmp_path):

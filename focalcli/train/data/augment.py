@@ -1,8 +1,8 @@
 """Training augmentation applied to every source alike: sub-schedules, rotations and flips, sensor noise.
 
 What a camera records is noisy and quantised; what a photographer picks is any subset of focus positions. Sources
-deliver clean stacks (synthetic ones are rendered without noise, in float; ``focal synth --random`` sets hold 16
-frames at 16 bits), and ``augment`` turns each into a training sample that looks like use:
+deliver clean stacks (``focal synth --random`` sets hold 16 frames at 16 bits; synthetic sources, see below), and
+``augment`` turns each into a training sample that looks like use:
 
 - ``subsets``: a stack with more frames than the step asks for gives a random *sub-schedule*: a window of ``m``
   consecutive frames (``m`` uniform in [n, M]) and ``n`` frames evenly spread over it, so frame spacing and the part
@@ -14,6 +14,11 @@ frames at 16 bits), and ``augment`` turns each into a training sample that looks
   mostly come as JPEGs, whose block artefacts add high-frequency energy to blurred frames that a focus measure must
   learn to ignore.
 
+Synthetic sources are augmented *before* they are rendered (``augment_prepared``): the rotation and flip move the
+scene's colour and depth (rendering commutes with them: every PSF is symmetric), and the noise levels go into the
+sample's ``SampleParams`` with a noise seed, so the renderer adds the noise in linear light and quantises
+(``train.data.prepared``), in the loader worker or on the training device alike.
+
 Every draw comes from the passed generator, so a sample stays a function of (seed, step, index).
 """
 
@@ -24,7 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["AugmentOptions", "augment", "jpeg_frames", "sensor_noise", "subset_frames", "subset_indices"]
+__all__ = ["AugmentOptions", "augment", "augment_prepared", "jpeg_frames", "sensor_noise", "subset_frames",
+           "subset_indices"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,16 @@ def jpeg_frames(frames: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+def _rotate(g: torch.Generator, *images: torch.Tensor) -> list[torch.Tensor]:
+    """The same random multiple of 90 degrees (of 180 unless square) and left-right flip for each image (..., H, W)."""
+    square = images[0].shape[-1] == images[0].shape[-2]
+    k = int(torch.randint(0, 4, (), generator=g)) if square else 2 * int(torch.randint(0, 2, (), generator=g))
+    out = [x.rot90(k, (-2, -1)) for x in images] if k else list(images)
+    if bool(torch.rand((), generator=g) < 0.5):
+        out = [x.flip(-1) for x in out]
+    return out
+
+
 def augment(sample: dict, g: torch.Generator, n_frames: int | None, options: AugmentOptions) -> dict:
     """Apply ``options`` to one training sample (``frames (N, 3, H, W)``, ``focus_distances_m (N,)``,
     ``depth (1, H, W)``; see ``train.data.base``)."""
@@ -106,12 +122,7 @@ def augment(sample: dict, g: torch.Generator, n_frames: int | None, options: Aug
         sample = subset_frames(sample, n_frames, g)
     frames, depth = sample["frames"], sample["depth"]
     if options.rotate:
-        square = frames.shape[-1] == frames.shape[-2]
-        k = int(torch.randint(0, 4, (), generator=g)) if square else 2 * int(torch.randint(0, 2, (), generator=g))
-        if k:
-            frames, depth = frames.rot90(k, (-2, -1)), depth.rot90(k, (-2, -1))
-        if bool(torch.rand((), generator=g) < 0.5):
-            frames, depth = frames.flip(-1), depth.flip(-1)
+        frames, depth = _rotate(g, frames, depth)
     if options.noise:
         shot = _log_uniform(g, *options.shot_noise)
         read = _log_uniform(g, *options.read_noise)
@@ -120,3 +131,32 @@ def augment(sample: dict, g: torch.Generator, n_frames: int | None, options: Aug
         lo, hi = options.jpeg_quality
         frames = jpeg_frames(frames, int(torch.randint(lo, hi + 1, (), generator=g)))
     return {**sample, "frames": frames.contiguous(), "depth": depth.contiguous()}
+
+
+def augment_prepared(sample: dict, g: torch.Generator, options: AugmentOptions | None) -> dict:
+    """Apply ``options`` to a sample that is rendered afterwards (``SyntheticSource.prepare``).
+
+    The draws are those of ``augment``: the rotation and flip move the scene's ``rgb`` and ``depth``; the noise
+    levels replace the ``params``' own, and ``bit_depth`` is the quantisation the renderer applies after the noise
+    (0 when the noise is off, as ``augment`` quantises only with its noise). Last, an int64 ``noise_seed`` for the
+    renderer's device-independent noise (``synth.noise``) is drawn. ``subsets`` does nothing here: a synthetic
+    source renders the step's frame count; nor does ``jpeg`` (the frames do not exist yet). ``options`` None: no rotation, no noise, float frames.
+
+    Returns:
+        The sample with ``rgb`` (3, H, W), ``depth`` (1, H, W), ``params``, ``method``, ``noise_seed`` (int64
+        scalar tensor) and ``bit_depth`` (int).
+    """
+    from dataclasses import replace
+
+    rgb, depth, params = sample["rgb"], sample["depth"], sample["params"]
+    if options is not None and options.rotate:
+        rgb, depth = _rotate(g, rgb, depth)
+    shot = read = 0.0
+    noisy = options is not None and options.noise
+    if noisy:
+        shot = _log_uniform(g, *options.shot_noise)
+        read = _log_uniform(g, *options.read_noise)
+    seed = torch.randint(0, 2**62, (), generator=g, dtype=torch.int64)
+    return {**sample, "rgb": rgb.contiguous(), "depth": depth.contiguous(),
+            "params": replace(params, shot_noise=shot, read_noise=read), "noise_seed": seed,
+            "bit_depth": options.bit_depth if noisy else 0}

@@ -9,6 +9,9 @@ A *sample* is a dict of tensors:
 plus ``name`` (str) for evaluation items. Sources are deterministic: ``item(i)`` always returns the same full-size
 sample and ``draw(g, ...)`` depends only on the generator's state, so a sample is a function of (seed, index) whatever
 the worker or rank that builds it.
+
+Synthetic sources also have ``prepare(g, size, n_frames)``: the sample before rendering (``train.data.prepared``),
+which the training mixture augments and renders in the loader worker or on the training device.
 """
 
 from __future__ import annotations

@@ -16,12 +16,15 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from focalcli.errors import ConfigError
-from focalcli.train.data.augment import AugmentOptions, augment
+from focalcli.train.data.augment import AugmentOptions, augment, augment_prepared
 from focalcli.train.data.base import Source, sample_generator
+from focalcli.train.data.prepared import render_one
 
-__all__ = ["DATA_KINDS", "DataSpec", "MixtureDataset", "StepBatchSampler", "build_source", "parse_data_spec"]
+__all__ = ["DATA_KINDS", "RENDER_MODES", "DataSpec", "MixtureDataset", "StepBatchSampler", "build_source",
+           "parse_data_spec"]
 
 DATA_KINDS = ("ddff", "fod500", "stacks", "synth", "procedural")
+RENDER_MODES = ("workers", "device")  # where synthetic training samples are rendered (train.data.prepared)
 _EVAL_SPLIT = {"ddff": "val", "fod500": "test"}
 
 
@@ -106,12 +109,22 @@ class MixtureDataset(Dataset):
         n_frames: inclusive range of stack lengths, drawn once per step (synthetic sources render that many frames,
             longer stacks give sub-schedules when ``augment.subsets``).
         augment: the augmentation applied to every sample (``train.data.augment``); None = none.
+        render: where synthetic samples are rendered: ``workers`` (here: the sample comes out rendered) or
+            ``device`` (the sample comes out prepared, for ``prepared.render_prepared`` on the training device).
+            The sample is the same either way (to float rounding); other sources always come out rendered.
+
+    Raises:
+        ConfigError: no source, a weight per source missing, or an unknown ``render``.
     """
 
     def __init__(self, sources: Sequence[Source], weights: Sequence[float], *, seed: int, crop: tuple[int, int],
-                 n_frames: tuple[int, int] = (5, 5), augment: AugmentOptions | None = None):
+                 n_frames: tuple[int, int] = (5, 5), augment: AugmentOptions | None = None,
+                 render: str = "workers"):
         if len(sources) != len(weights) or not sources:
             raise ConfigError("the training mixture needs at least one source and one weight per source")
+        if render not in RENDER_MODES:
+            raise ConfigError(f"unknown render mode {render!r}; use {' or '.join(RENDER_MODES)}")
+        self.render = render
         self.sources = list(sources)
         self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
         self.seed, self.crop, self.n_frames = int(seed), tuple(crop), tuple(n_frames)
@@ -128,7 +141,11 @@ class MixtureDataset(Dataset):
         step, j = key
         source, n = self.step_choice(step)
         g = sample_generator(self.seed, step, j + 1)
-        s = self.sources[source].draw(g, self.crop, n)
+        src = self.sources[source]
+        if hasattr(src, "prepare"):  # synthetic: augmented before rendering, rendered here or on the device
+            s = augment_prepared(src.prepare(g, self.crop, n), g, self.augment)
+            return s if self.render == "device" else render_one(s)
+        s = src.draw(g, self.crop, n)
         if self.augment is not None:
             s = augment(s, g, n, self.augment)
         return {k: s[k] for k in ("frames", "focus_distances_m", "depth")}

@@ -10,9 +10,10 @@ A training sample is a window (``size``, e.g. 256 px) of a *virtual image* whose
 (``image_width_px``, around the model's working resolution): an RGB-D scene is resized to that width (never below
 the window) and cropped, a procedural scene is drawn at the window's size; the pixel pitch is the sensor width over
 the virtual width, so the window shows the blur a camera records at that resolution (``synth.sampling``). Camera,
-focus schedule, PSF, exposure, colour gains and flip come from the passed generator. Training stacks are rendered
-without noise and in float: sensor noise and 8-bit quantisation are added for every source alike by the training
-augmentation (``train.data.augment``).
+focus schedule, PSF, exposure, colour gains and flip come from the passed generator. ``prepare`` stops before
+rendering (the CPU half, in a loader worker); the training augmentation then rotates the scene and fixes the sensor
+noise, and the sample is rendered in the worker or on the training device (``train.data.prepared``). ``draw``
+renders a prepared sample at once, noise-free and in float.
 
 Evaluation items are deterministic and look like use: the scene at up to ``eval_size`` px on its long side (a
 procedural scene is ``eval_size`` x 3/4 of it), ``eval_frames`` frames at ``eval_f_number`` with the scene-agnostic
@@ -200,12 +201,27 @@ class SyntheticSource:
         return {**item, "name": name}
 
     def draw(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None) -> dict:
-        """A noise-free training stack of ``n_frames`` (default 5) frames, ``size`` px, at a random virtual width."""
+        """A noise-free float training stack of ``n_frames`` (default 5) frames, ``size`` px, at a random virtual
+        width: ``prepare`` rendered on the CPU without augmentation."""
+        from focalcli.train.data.augment import augment_prepared
+        from focalcli.train.data.prepared import render_one
+
+        return render_one(augment_prepared(self.prepare(g, size, n_frames), g, None))
+
+    def prepare(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None) -> dict:
+        """The CPU half of a training sample (``train.data.prepared``): ``rgb`` (3, H, W) and ``depth`` (1, H, W)
+        cropped and flipped, the ``params`` left to render (colour gains, optics, PSF, exposure; crop and flip
+        done) and the render ``method`` (drawn per sample when ``render_method`` is ``mixed``)."""
+        from focalcli.synth.render import crop_flip, valid_depth
+
         params, rgb, depth = self.draw_params(g, size, n_frames)
         method = self.options.render_method
         if method == "mixed":
             method = "gather" if bool(torch.rand((), generator=g) < 0.3) else "layered"
-        return self._render(rgb, depth, params, g, method=method, noise=False)
+        rgb, depth = crop_flip(rgb, depth, params)
+        depth = torch.where(valid_depth(depth), depth, torch.zeros_like(depth))
+        return {"rgb": rgb.contiguous(), "depth": depth.contiguous(), "params": replace(params, crop=None, flip=False),
+                "method": method}
 
     def draw_params(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None):
         """``(SampleParams, rgb (3, h, w), depth (1, h, w))`` of a training sample, before rendering."""
