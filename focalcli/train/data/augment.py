@@ -140,7 +140,8 @@ def augment_prepared(sample: dict, g: torch.Generator, options: AugmentOptions |
     levels replace the ``params``' own, and ``bit_depth`` is the quantisation the renderer applies after the noise
     (0 when the noise is off, as ``augment`` quantises only with its noise). Last, an int64 ``noise_seed`` for the
     renderer's device-independent noise (``synth.noise``) is drawn. ``subsets`` does nothing here: a synthetic
-    source renders the step's frame count; nor does ``jpeg`` (the frames do not exist yet). ``options`` None: no rotation, no noise, float frames.
+    source renders the step's frame count; nor does ``jpeg`` (the frames do not exist yet). ``options`` None: no
+    rotation, no noise, float frames.
 
     Returns:
         The sample with ``rgb`` (3, H, W), ``depth`` (1, H, W), ``params``, ``method``, ``noise_seed`` (int64
