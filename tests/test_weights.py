@@ -108,7 +108,7 @@ def test_list_models_contract():
     for r in rows:
         assert isinstance(r["params"], int) and isinstance(r["focus_distance_aware"], bool)
         # exactly the default preset ships weights (package data focalcli/pretrained/NAME.safetensors)
-        assert r["weights_shipped"] is (r["name"] == "focdepthformer-tiny")
+        assert r["weights_shipped"] is (r["name"] == "focusvolume")
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -180,7 +180,7 @@ def config_from_dict(raw: dict, where: str = "model config"):
 # --- presets -----------------------------------------------------------------------------------------------------
 
 _PRESETS: dict[str, Callable[[], ModelConfig | FocusVolumeConfig]] = {}
-DEFAULT_MODEL = "focdepthformer-tiny"  # the model focal ships (package data) once trained
+DEFAULT_MODEL = "focusvolume"  # the model focal ships (package data)
 
 
 def _preset(fn: Callable[[], ModelConfig | FocusVolumeConfig]) -> Callable[[], ModelConfig | FocusVolumeConfig]:

@@ -67,7 +67,7 @@ def test_shipped_default_model(plane_stack, tmp_path):
     from focalcli.weights import read_metadata
 
     meta = read_metadata(default_weights())
-    assert meta["model"] == "focdepthformer-tiny"
+    assert meta["model"] == "focusvolume"
     folder, gt = plane_stack
     r = runner.invoke(app, ["predict", str(folder), "-o", str(tmp_path / "d.npy"), "--method", "model", "--json"])
     assert r.exit_code == 0, r.stderr
