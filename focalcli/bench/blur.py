@@ -37,7 +37,7 @@ def coc_change_px(depth: np.ndarray, focus_m, focal_length_mm: float, f_number: 
 
 
 def _training(spec: str, draws: int, frames: int, crop: int) -> list[float]:
-    from focalcli.train.data import build_source, parse_data_spec, sample_generator
+    from focalcli.data import build_source, parse_data_spec, sample_generator
 
     source = build_source(parse_data_spec(spec), train=True, synth_options={"exclude": ["unidepth", "hci4d"]})
     out = []

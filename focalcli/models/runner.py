@@ -26,10 +26,9 @@ import cv2
 import numpy as np
 
 from focalcli.errors import ConfigError, InputError
+from focalcli.runtime import PRECISIONS
 
 __all__ = ["PRECISIONS", "ModelRunner", "working_size"]
-
-PRECISIONS = ("fp32", "bf16", "fp16")
 Progress = Callable[[int, int], None]
 
 
@@ -92,7 +91,7 @@ class ModelRunner:
     Args:
         model: a torch module (``FocDepthFormer``/``FocusVolumeNet``) or a ``FocusVolumeNumpy``.
         device: torch device for a torch module (ignored by the numpy twin).
-        precision: ``fp32``, ``bf16`` or ``fp16`` (torch only; ``focalcli.models.inference.PRECISIONS``).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (torch only; ``focalcli.runtime.PRECISIONS``).
         max_size: longest side of the working resolution (px).
     """
 

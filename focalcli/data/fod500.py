@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
+from focalcli.data.base import pick, random_crop_flip
 from focalcli.errors import InputError
 from focalcli.io.exr import read_exr
 from focalcli.io.images import read_image
 from focalcli.io.stack import natural_key
-from focalcli.train.data.base import pick, random_crop_flip
 
 __all__ = ["FOD500_FOCUS_M", "FOD500_TRAIN_SCENES", "FoD500Source"]
 
