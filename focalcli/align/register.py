@@ -38,8 +38,8 @@ import numpy as np
 
 from focalcli.errors import InputError
 from focalcli.focus.measures import to_gray
-from focalcli.io.images import decode_image, to_float
-from focalcli.io.stack import FocalStack, StackFolder
+from focalcli.io.images import to_float
+from focalcli.io.stack import FrameSource
 
 __all__ = [
     "MODELS", "AlignConfig", "FrameReader", "FrameTransform", "Registration", "register_stack", "resolve_reference",
@@ -333,38 +333,33 @@ def _photometric(ref_thumb: np.ndarray, thumb: np.ndarray, h_thumb: np.ndarray, 
 
 
 class FrameReader:
-    """Random access to the frames of a ``StackFolder`` (decoded on demand) or a ``FocalStack``.
+    """Frames of any ``FrameSource`` as HxWx3 float32 RGB in [0, 1], by index.
 
-    With ``cache_bytes`` > 0, decoded frames (in their native 8/16-bit form) are kept while they fit, so that
-    registering and then warping a small stack decodes each frame once; larger stacks stay streamed.
+    With ``cache_bytes`` > 0, the frames of a streamed source (decoded from disk when read) are kept in their native
+    8/16-bit form while the whole stack fits, so that registering and then warping a small stack decodes each frame
+    once; larger stacks stay streamed, and stacks in memory are never copied.
     """
 
-    def __init__(self, stack: StackFolder | FocalStack, cache_bytes: int = 0):
+    def __init__(self, stack: FrameSource, cache_bytes: int = 0):
         self.stack = stack
-        if isinstance(stack, FocalStack):
-            self.size = stack.size
-        else:
-            self.size = (stack.info.height, stack.info.width)
+        self.size = stack.size
         self.names = list(stack.names)
-        per_frame = self.size[0] * self.size[1] * 3 * (2 if getattr(getattr(stack, "info", None), "bit_depth", 8) > 8
-                                                        else 1)
-        self._cache: dict[int, np.ndarray] | None = (
-            {} if isinstance(stack, StackFolder) and per_frame * len(self.names) <= cache_bytes else None)
+        per_frame = self.size[0] * self.size[1] * 3 * (2 if stack.bit_depth > 8 else 1)
+        fits = stack.streamed and per_frame * len(self.names) <= cache_bytes
+        self._cache: dict[int, np.ndarray] | None = {} if fits else None
 
     def __len__(self) -> int:
         return len(self.names)
 
     def read(self, i: int) -> np.ndarray:
-        """Frame ``i`` as HxWx3 float32 RGB in [0, 1]."""
-        if isinstance(self.stack, FocalStack):
-            return np.ascontiguousarray(self.stack.frames[i].permute(1, 2, 0).float().cpu().numpy())
-        path = self.stack.frame_paths[i]
+        """Frame ``i`` as HxWx3 float32 RGB in [0, 1].
+
+        Raises:
+            InputError: the frame cannot be read, or its size differs from the stack's.
+        """
         img = self._cache.get(i) if self._cache is not None else None
         if img is None:
-            img = decode_image(path)
-            if img.shape[:2] != self.size:
-                raise InputError(f"{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's "
-                                 f"{self.size[1]}x{self.size[0]}")
+            img = self.stack.frame(i, native=True)
             if self._cache is not None:
                 self._cache[i] = img
         return to_float(img)
@@ -393,7 +388,7 @@ def _prepare(image: np.ndarray, work_scale: float, thumb_scale: float) -> _Work:
 # ---------------------------------------------------------------------------------------------------- main
 
 
-def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None = None, *,
+def register_stack(stack: FrameSource, config: AlignConfig | None = None, *,
                    progress: Progress | None = None, reader: FrameReader | None = None) -> Registration:
     """Estimate the transform of every frame to the reference frame.
 
@@ -402,7 +397,7 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
     either side of the reference form two independent chains, registered in two threads (OpenCV releases the GIL).
 
     Args:
-        stack: a ``StackFolder`` (frames decoded one at a time) or a ``FocalStack``.
+        stack: a ``StackFolder`` (frames decoded one at a time), a ``FocalStack`` or any ``FrameSource``.
         config: options; defaults to ``AlignConfig()``.
         progress: called with ``(frames done, total)``.
         reader: the ``FrameReader`` of ``stack`` to use (e.g. one that caches frames for warping them later).

@@ -32,11 +32,12 @@ from focalcli.config import build_dataclass
 from focalcli.data.base import pick, sample_generator
 from focalcli.data.prepared import render_one, with_noise
 from focalcli.errors import ConfigError, InputError
+from focalcli.io.depth import valid_depth
 from focalcli.io.rgbd import find_rgbd, load_rgbd, split_scenes
 from focalcli.io.stack import Camera
 from focalcli.optics.thinlens import MIN_F_NUMBER, pixel_pitch_um
 from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves, load_textures, pick_textures
-from focalcli.synth.render import SynthConfig, crop_flip, render_sample, valid_depth
+from focalcli.synth.render import SynthConfig, crop_flip, render_sample
 from focalcli.synth.sampling import SamplingRanges, fixed_params, parse_schedule, sample_params
 
 __all__ = ["SyntheticOptions", "synthetic_source"]
