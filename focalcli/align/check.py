@@ -35,16 +35,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from focalcli.align.register import (
-    AlignConfig,
-    _EccFailed,
-    _magnification,
-    _pyramid,
-    _register_pair,
-    _representation,
-    _resize_map,
-    _score,
-)
+from focalcli.align.ecc import EccFailed, pyramid, register_pair, representation, score
+from focalcli.align.geometry import magnification, resize_map
+from focalcli.align.register import AlignConfig
 from focalcli.focus.measures import to_gray
 from focalcli.io.images import to_float
 from focalcli.io.stack import FrameSource
@@ -158,34 +151,34 @@ def check_pairs(stack: FrameSource, pairs: list[tuple[int, int]], side: int = CH
         ``displacement_px``, ``score``; or ``failure``.
     """
     size = stack.size
-    config = AlignConfig(model="similarity", finest_level=0, max_size=max(64, side))
+    ecc = AlignConfig()  # the ECC iterations and tolerance of focal align
     cache: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
 
     def work(i: int) -> tuple[np.ndarray, list[np.ndarray]]:
         if i not in cache:
             small = gray_thumbnail(stack, i, side)
-            cache[i] = small, _pyramid(_representation(small))
+            cache[i] = small, pyramid(representation(small))
         return cache[i]
 
     out = []
     for a, b in pairs:
         small, template = work(a)
         _, moving = work(b)
-        to_small = _resize_map(size, small.shape)
-        try:
-            warp = _register_pair(template, moving, "similarity", config, 1.0)  # first -> second, small px
-            score = _score(template[0], moving[0], warp)
-        except _EccFailed:
+        to_small = resize_map(size, small.shape)
+        try:  # first -> second, small px
+            warp = register_pair(template, moving, "similarity", iterations=ecc.iterations, epsilon=ecc.epsilon)
+            quality = score(template[0], moving[0], warp)
+        except EccFailed:
             out.append({"frames": [a, b], "failure": "ECC did not converge"})
             continue
         m = np.linalg.inv(to_small) @ np.linalg.inv(warp) @ to_small  # second -> first, full-resolution px
         m /= m[2, 2]
         centre = np.array([(size[1] - 1) / 2, (size[0] - 1) / 2, 1.0])
         shift = (m @ centre)[:2] - centre[:2]
-        row = {"frames": [a, b], "matrix": m, "score": score, "scale": _magnification(m, size),
+        row = {"frames": [a, b], "matrix": m, "score": quality, "scale": magnification(m, size),
                "shift_px": [float(shift[0]), float(shift[1])], "displacement_px": corner_displacement(m, size)}
-        if score < MIN_SCORE:
-            row["failure"] = f"score {score:.2f} < {MIN_SCORE:g}"
+        if quality < MIN_SCORE:
+            row["failure"] = f"score {quality:.2f} < {MIN_SCORE:g}"
         out.append(row)
     return out
 
