@@ -31,8 +31,8 @@ from focalcli.errors import ConfigError, InputError, OutputError
 from focalcli.io.atomic import (
     atomic_paths,
     check_output,
+    check_output_tree,
     check_writable,
-    existing_ancestor,
     partial_folder,
     remove_partial_folders,
 )
@@ -564,14 +564,11 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
     root, out_dir = Path(root), Path(out_dir)
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
-    if out_dir.resolve() == root.resolve():
-        raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
+    check_output_tree(out_dir, inputs=[root])
     folders, skipped = find_stack_tree(root, exclude=[out_dir])
     if not folders:
         why = f" ({len(skipped)} folder(s) left out: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise InputError(f"{root}: holds neither frames nor stack folders{why}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a folder")
     names = [depth_name] if isinstance(depth_name, str) else list(depth_name)
     plans = BatchPlans(skipped=skipped)
     for folder in folders:
@@ -592,7 +589,6 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
             _check_ply(sf)
         plans.append(BatchPlan(sf, outputs, None if overwrite else _finished(outputs, method, options or {}),
                                name=rel.as_posix() or root.name))
-    check_writable(existing_ancestor(out_dir / "x"))
     for plan in plans:
         if plan.outputs.depth.parent.is_dir():
             check_writable(plan.outputs.depth.parent)

@@ -37,8 +37,7 @@ from focalcli.errors import ConfigError, FocalError, OutputError
 from focalcli.io.atomic import (
     PARTIAL_MARKER,
     atomic_path,
-    check_writable,
-    existing_ancestor,
+    check_output_tree,
     partial_folder,
     remove_partial_folders,
 )
@@ -267,9 +266,7 @@ def synthesize(
         textures = tuple(pick_textures(scenes))
         tasks = [_Task(s.name, s, ()) for s in scenes]
         tasks += [_Task(f"procedural__{i:05d}", None, textures) for i in range(job.procedural)]
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    check_writable(out if out.is_dir() else existing_ancestor(out))  # missing parents are made below
+    check_output_tree(out)  # missing parents are made below
     _check_manifest(out, job, overwrite)
     entries: dict[str, dict] = {}
     todo = []

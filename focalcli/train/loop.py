@@ -36,7 +36,7 @@ from focalcli.config import build_dataclass
 from focalcli.data import build_source, collate_samples, is_prepared, parse_data_spec, render_prepared, sample_generator
 from focalcli.errors import ConfigError, ModelFileError, OutputError
 from focalcli.evaluation.evaluate import default_protocol, evaluate, model_predictor
-from focalcli.io.atomic import atomic_path, check_writable, existing_ancestor
+from focalcli.io.atomic import atomic_path, check_output_tree
 from focalcli.runtime import resolve_device, seed_everything
 from focalcli.train.augment import AugmentOptions
 from focalcli.train.checkpoint import (
@@ -100,8 +100,7 @@ def _validate(model, val_sets, cfg: TrainConfig, device) -> dict:
 
 def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool):
     """Create or check the run folder; on resume return the checkpoint to continue from."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputError(f"{run_dir}: exists and is not a folder")
+    check_output_tree(run_dir)
     if resume:
         state = load_checkpoint(run_dir / "last.pt")
         saved = state["config"]
@@ -109,9 +108,7 @@ def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite
         if changed:
             raise ConfigError(f"{run_dir}: cannot resume with a different {', '.join(changed)} (only "
                               f"{', '.join(sorted(RUNTIME_KEYS))} may change)")
-        check_writable(run_dir)
         return state
-    check_writable(run_dir if run_dir.is_dir() else existing_ancestor(run_dir))
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise OutputError(f"{run_dir}: not empty (use --resume to continue that run or --overwrite to start over)")
     run_dir.mkdir(parents=True, exist_ok=True)  # missing parents too (run_folder_guard removes them on failure)
