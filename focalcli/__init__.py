@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Camera": "focalcli.io.stack",
     "ConfigError": "focalcli.errors",
-    "DepthResult": "focalcli.focus.depth",
+    "DepthResult": "focalcli.io.depth",
     "FocalError": "focalcli.errors",
     "FocalStack": "focalcli.io.stack",
     "InputError": "focalcli.errors",
@@ -54,7 +54,7 @@ __all__ = [
 if TYPE_CHECKING:
     from focalcli.errors import ConfigError, FocalError, InputError, ModelFileError, OutputError, ShapeError
     from focalcli.focus.classic import all_in_focus, depth_from_focus
-    from focalcli.focus.depth import DepthResult
+    from focalcli.io.depth import DepthResult
     from focalcli.io.stack import Camera, FocalStack, StackFolder, read_stack, scan_stack
 
 

@@ -91,7 +91,7 @@ def depth_from_model(stack, *, weights: str | os.PathLike | None = None, device=
     """Depth of one stack by a trained model.
 
     Args:
-        stack: a ``FocalStack`` or a ``StackFolder``.
+        stack: a ``FocalStack``, a ``StackFolder`` or any ``FrameSource`` (``io.stack``).
         weights: a file written by ``focal export``; None uses the weights shipped with focal.
         device: where the network runs (``auto``: CUDA when present, ``cpu``, ``cuda``, ``cuda:K``).
         precision: ``fp32``, ``bf16`` or ``fp16`` (GPU).

@@ -28,18 +28,25 @@ from pathlib import Path
 import numpy as np
 
 from focalcli.errors import ConfigError, InputError, OutputError
-from focalcli.focus.depth import DepthResult
 from focalcli.io.atomic import (
     atomic_paths,
     check_output,
+    check_output_tree,
     check_writable,
-    existing_ancestor,
     partial_folder,
     remove_partial_folders,
 )
-from focalcli.io.depth import COLORMAPS, DEPTH_SUFFIXES, write_depth, write_preview
+from focalcli.io.depth import COLORMAPS, DEPTH_SUFFIXES, DepthResult, write_depth, write_preview
 from focalcli.io.images import write_image
-from focalcli.io.stack import FocalStack, StackFolder, find_stack_tree, is_stack_folder, scan_stack
+from focalcli.io.stack import (
+    FrameSource,
+    StackFolder,
+    as_stack_folder,
+    covered,
+    find_stack_tree,
+    is_stack_folder,
+    scan_stack,
+)
 
 __all__ = ["ALIGN_MODES", "METHODS", "BatchPlan", "BatchPlans", "PredictOutputs", "align_for_prediction",
            "fuse_to_file", "is_batch_input", "model_file_record", "plan_batch", "predict", "predict_batch",
@@ -83,9 +90,9 @@ def _align_mode(align: str | bool) -> str:
     return align
 
 
-def align_for_prediction(stack: StackFolder | FocalStack, align: str | bool = "auto", *,
+def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
                          threshold_px: float | None = None, progress: Progress | None = None,
-                         on_stage: Stage | None = None) -> tuple[StackFolder | FocalStack, dict]:
+                         on_stage: Stage | None = None) -> tuple[FrameSource, dict]:
     """The stack a method should see, aligned or not, and the record of that decision (the sidecar's ``align``).
 
     Args:
@@ -142,13 +149,13 @@ def align_for_prediction(stack: StackFolder | FocalStack, align: str | bool = "a
     return aligned, record
 
 
-def predict(stack: StackFolder | FocalStack | str | os.PathLike, *, method: str = "classic", aif: bool = False,
+def predict(stack: FrameSource | str | os.PathLike, *, method: str = "classic", aif: bool = False,
             align: str | bool = "auto", align_threshold_px: float | None = None, progress: Progress | None = None,
             on_stage: Stage | None = None, **options) -> DepthResult:
     """Depth of one stack.
 
     Args:
-        stack: a stack folder path, a ``StackFolder`` or a ``FocalStack``.
+        stack: a stack folder path, a ``StackFolder``, a ``FocalStack`` or any ``FrameSource``.
         method: a key of ``METHODS``.
         aif: also compute the all-in-focus image.
         align: ``"auto"`` (default), ``"on"`` or ``"off"``: see ``align_for_prediction``. Outputs keep the frame
@@ -180,7 +187,7 @@ def predict(stack: StackFolder | FocalStack | str | os.PathLike, *, method: str 
         on_stage("depth")
     result = METHODS[method](stack, aif=aif, progress=progress, **options)
     if record["applied"]:  # every method: no depth where a frame holds no data
-        invalid = ~_covered(stack)  # (H, W)
+        invalid = ~covered(stack)  # (H, W)
         record["uncovered_pixels"] = int(invalid.sum())
         if invalid.any():
             result.depth = np.where(invalid, np.float32(np.nan), result.depth).astype(np.float32)
@@ -188,14 +195,6 @@ def predict(stack: StackFolder | FocalStack | str | os.PathLike, *, method: str 
                 result.confidence = np.where(invalid, np.float32(0), result.confidence).astype(np.float32)
     result.info = {"align": record, **({"resolved": result.info} if result.info else {})}
     return result
-
-
-def _covered(stack) -> np.ndarray:
-    """HxW bool: the pixels every frame of an aligned stack covers."""
-    if isinstance(stack, FocalStack):
-        h, w = stack.size
-        return np.ones((h, w), bool) if stack.coverage is None else stack.coverage.all(0).cpu().numpy()
-    return stack.covered()
 
 
 @dataclass(frozen=True)
@@ -388,7 +387,7 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
     from focalcli import __version__
 
     t0 = time.perf_counter()
-    sf = stack if isinstance(stack, StackFolder) else scan_stack(stack)
+    sf = as_stack_folder(stack)
     outputs.check(overwrite, folders_exist=stage is None)
     if outputs.ply is not None:
         _check_ply(sf)
@@ -479,7 +478,7 @@ def fuse_to_file(stack: StackFolder | str | os.PathLike, out: str | os.PathLike,
     """
     from focalcli.focus.classic import all_in_focus
 
-    sf = stack if isinstance(stack, StackFolder) else scan_stack(stack)
+    sf = as_stack_folder(stack)
     check_output(out, overwrite=overwrite, suffixes=AIF_SUFFIXES)
     source, record = align_for_prediction(sf, align, threshold_px=align_threshold_px, progress=progress,
                                           on_stage=on_stage)
@@ -565,14 +564,11 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
     root, out_dir = Path(root), Path(out_dir)
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
-    if out_dir.resolve() == root.resolve():
-        raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
+    check_output_tree(out_dir, inputs=[root])
     folders, skipped = find_stack_tree(root, exclude=[out_dir])
     if not folders:
         why = f" ({len(skipped)} folder(s) left out: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise InputError(f"{root}: holds neither frames nor stack folders{why}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a folder")
     names = [depth_name] if isinstance(depth_name, str) else list(depth_name)
     plans = BatchPlans(skipped=skipped)
     for folder in folders:
@@ -593,7 +589,6 @@ def plan_batch(root: str | os.PathLike, out_dir: str | os.PathLike, *, depth_nam
             _check_ply(sf)
         plans.append(BatchPlan(sf, outputs, None if overwrite else _finished(outputs, method, options or {}),
                                name=rel.as_posix() or root.name))
-    check_writable(existing_ancestor(out_dir / "x"))
     for plan in plans:
         if plan.outputs.depth.parent.is_dir():
             check_writable(plan.outputs.depth.parent)

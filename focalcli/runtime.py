@@ -23,8 +23,10 @@ from focalcli.errors import ConfigError, DeviceError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["cuda_possible", "device_errors", "die_with_parent", "ieee_fp32", "resolve_device", "seed_everything",
-           "sync", "worker_pool"]
+__all__ = ["PRECISIONS", "cuda_possible", "device_errors", "die_with_parent", "ieee_fp32", "resolve_device",
+           "seed_everything", "sync", "worker_pool"]
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # what a model may run in: float32, or bfloat16 / float16 autocast
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

@@ -23,11 +23,25 @@ from focalcli.errors import ConfigError, ModelFileError
 from focalcli.io.atomic import atomic_path, check_output
 
 __all__ = ["FORMAT_VERSION", "MAX_PARAMETERS", "check_model_size", "export_model", "list_models", "load_model",
-           "load_numpy_model", "read_arch", "read_config", "read_metadata", "shipped_weights"]
+           "load_numpy_model", "read_arch", "read_config", "read_metadata", "shipped_weights", "unwrap_model"]
 
 FORMAT_VERSION = "1"
 MAX_PARAMETERS = 1_000_000_000  # the largest model focal builds from a config (4 GB of float32 weights)
 _KEYS = ("format_version", "model", "config", "focal_version", "trained_on")
+
+
+def unwrap_model(model):
+    """The plain module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers, so that saved keys
+    never carry ``module.`` or ``_orig_mod.``."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    while True:
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def export_model(model, path: str | os.PathLike, *, trained_on: str = "untrained", overwrite: bool = False) -> Path:
@@ -40,8 +54,7 @@ def export_model(model, path: str | os.PathLike, *, trained_on: str = "untrained
 
     from focalcli import __version__
 
-    model = getattr(model, "module", model)  # unwrap DDP
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    model = unwrap_model(model)
     p = check_output(path, overwrite=overwrite, suffixes=(".safetensors",))
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -138,7 +151,8 @@ def read_config(path: str | os.PathLike):
     Raises:
         ModelFileError: see ``read_metadata``; a config focal cannot build; tensors that do not match it.
     """
-    from focalcli.models.config import build_model, config_from_dict
+    from focalcli.models.build import build_model
+    from focalcli.models.config import config_from_dict
 
     p = Path(path)
     meta = read_metadata(p)
@@ -173,7 +187,7 @@ def load_model(path: str | os.PathLike, *, device: str | None = None):
     from safetensors import SafetensorError
     from safetensors.torch import load_model as st_load_model
 
-    from focalcli.models.config import build_model
+    from focalcli.models.build import build_model
 
     config = read_config(path)
     model = build_model(config)

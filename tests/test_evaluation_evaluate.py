@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
+from focalcli.data.ddff import DDFFSource
 from focalcli.errors import ConfigError
 from focalcli.evaluation.evaluate import classic_predictor, evaluate, score
-from focalcli.train.data.ddff import DDFFSource
 from tests.datasets_tiny import write_ddff_h5
 
 

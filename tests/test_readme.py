@@ -46,7 +46,7 @@ def test_distribution_is_focalcli_and_the_command_focal():
 
 
 @pytest.mark.parametrize("path", ["README.md", "focalcli/io/rgbd.py", "focalcli/io/exr.py",
-                                  "focalcli/train/data/ddff.py"])
+                                  "focalcli/data/ddff.py"])
 def test_install_hints_name_focalcli(path):
     """`pip install focal[...]` would install an unrelated PyPI project."""
     text = (ROOT / path).read_text(encoding="utf-8")

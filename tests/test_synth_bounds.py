@@ -8,7 +8,7 @@ import torch
 from focalcli.errors import ConfigError
 from focalcli.io.stack import Camera
 from focalcli.synth.render import _diopter_limits, max_blur_px, render_stack
-from focalcli.synth.writer import SynthJob
+from focalcli.synthesize import SynthJob
 
 CAM = Camera(focal_length_mm=50.0, f_number=2.0, pixel_pitch_um=560.0)  # 36 mm over 64 px
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from focalcli.train.data import AugmentOptions, augment, sample_generator
-from focalcli.train.data.augment import sensor_noise, subset_frames
+from focalcli.data import sample_generator
+from focalcli.train.augment import AugmentOptions, augment, sensor_noise, subset_frames
 
 
 def _sample(n=16, h=8, w=8):
@@ -55,7 +55,7 @@ def test_augment_keeps_frames_and_depth_together():
 
 
 def test_jpeg_round_trip_adds_block_artefacts_only():
-    from focalcli.train.data.augment import jpeg_frames
+    from focalcli.train.augment import jpeg_frames
     from tests.synthetic import texture
 
     frames = torch.from_numpy(texture(32, 32)).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)  # a natural-ish texture

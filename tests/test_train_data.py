@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from focalcli.data import DataSpec, parse_data_spec, sample_generator
+from focalcli.data.ddff import DDFF_BASELINE_FOCAL, DDFFSource, ddff_focus_distances
+from focalcli.data.fod500 import FoD500Source
+from focalcli.data.stacks import StackFolderSource
 from focalcli.errors import ConfigError, InputError
 from focalcli.io.exr import exr_backend
-from focalcli.train.data import DataSpec, MixtureDataset, StepBatchSampler, parse_data_spec, sample_generator
-from focalcli.train.data.ddff import DDFF_BASELINE_FOCAL, DDFFSource, ddff_focus_distances
-from focalcli.train.data.fod500 import FoD500Source
-from focalcli.train.data.stacks import StackFolderSource
+from focalcli.train.mixture import MixtureDataset, StepBatchSampler
 from tests.datasets_tiny import write_ddff_h5, write_fod500, write_stacks
 
 needs_exr = pytest.mark.skipif(exr_backend() is None, reason="no EXR codec (pip install 'focalcli[exr]')")
@@ -142,8 +143,8 @@ def test_loader_workers_give_the_same_batches(tmp_path):
 
 
 def test_stack_folders_decode_only_the_drawn_sub_schedule(tmp_path, monkeypatch):
+    from focalcli.data import build_source, parse_data_spec, sample_generator
     from focalcli.io.stack import StackFolder
-    from focalcli.train.data import build_source, parse_data_spec, sample_generator
 
     root = write_stacks(tmp_path / "data", count=2, n=6, h=20, w=24)
     src = build_source(parse_data_spec(f"stacks:{root}"), train=True)

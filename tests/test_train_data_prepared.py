@@ -3,18 +3,10 @@
 import pytest
 import torch
 
+from focalcli.data import build_source, collate_samples, is_prepared, parse_data_spec, render_prepared, sample_generator
 from focalcli.errors import ConfigError
-from focalcli.train.data import (
-    AugmentOptions,
-    MixtureDataset,
-    augment_prepared,
-    build_source,
-    collate_samples,
-    is_prepared,
-    parse_data_spec,
-    render_prepared,
-    sample_generator,
-)
+from focalcli.train.augment import AugmentOptions, augment_prepared
+from focalcli.train.mixture import MixtureDataset
 from tests.datasets_tiny import write_stacks
 from tests.test_train_data_synthetic import write_rgbd
 

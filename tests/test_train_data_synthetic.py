@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from focalcli.data import build_source, parse_data_spec, sample_generator
 from focalcli.errors import ConfigError
 from focalcli.io.images import write_image
-from focalcli.train.data import MixtureDataset, build_source, parse_data_spec, sample_generator
+from focalcli.train.mixture import MixtureDataset
 
 SMALL = {"eval_size": 24, "eval_items": 2, "eval_frames": 3, "shapes": 6, "render_method": "gather"}
 
@@ -65,7 +66,7 @@ def test_bad_synth_options():
 def test_synthetic_mixture_with_workers(tmp_path):
     from torch.utils.data import DataLoader
 
-    from focalcli.train.data import StepBatchSampler
+    from focalcli.train.mixture import StepBatchSampler
 
     src = build_source(parse_data_spec("procedural"), train=True, synth_options=SMALL)
     ds = MixtureDataset([src], [1.0], seed=0, crop=(16, 16), n_frames=(2, 4))
@@ -135,8 +136,8 @@ def test_rendered_training_stacks_are_clean_for_the_augmentation():
 def test_training_draws_look_like_use():
     """Stacks of 2-16 frames, mostly scene-agnostic schedules (bounds not at the depth's percentiles), 256-px
     windows and camera noise: old training drew 3-8 frames, percentile schedules only, 128-px crops, noise <= 2e-3."""
-    from focalcli.train.data.augment import AugmentOptions
-    from focalcli.train.loop import TrainConfig
+    from focalcli.train.augment import AugmentOptions
+    from focalcli.train.config import TrainConfig
 
     cfg = TrainConfig()
     assert (cfg.frames_min, cfg.frames_max, cfg.crop) == (2, 16, 256)
@@ -147,6 +148,6 @@ def test_training_draws_look_like_use():
     lengths = {ds.step_choice(step)[1] for step in range(200)}
     assert min(lengths) == 2 and max(lengths) == 16
     flat = torch.full((1, 3, 64, 64), 0.4)
-    from focalcli.train.data.augment import sensor_noise
+    from focalcli.train.augment import sensor_noise
 
     assert float(sensor_noise(flat, 3e-3, 5e-3, 8, sample_generator(0, 0)).std()) > 0.02  # ISO-6400-like noise

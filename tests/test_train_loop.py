@@ -7,7 +7,8 @@ import torch
 
 from focalcli.errors import ConfigError, OutputError
 from focalcli.train.checkpoint import load_checkpoint
-from focalcli.train.loop import RUNTIME_KEYS, TrainConfig, train
+from focalcli.train.config import RUNTIME_KEYS, TrainConfig
+from focalcli.train.loop import train
 from tests.datasets_tiny import write_stacks
 
 # A model small enough that a step takes a few tens of milliseconds on one CPU core.
@@ -95,7 +96,7 @@ def test_init_starts_from_exported_weights(tmp_path):
     data = write_stacks(tmp_path / "data", count=2, h=20, w=24)
     train(tiny_config(data, steps=2, val_every=0), tmp_path / "a")
     first = load_checkpoint(tmp_path / "a" / "last.pt")
-    from focalcli.train.loop import build_train_model
+    from focalcli.train.config import build_train_model
 
     model = build_train_model(tiny_config(data))
     model.load_state_dict(first["model"])

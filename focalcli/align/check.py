@@ -35,19 +35,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from focalcli.align.register import (
-    AlignConfig,
-    _EccFailed,
-    _magnification,
-    _pyramid,
-    _register_pair,
-    _representation,
-    _resize_map,
-    _score,
-)
+from focalcli.align.ecc import EccFailed, pyramid, register_pair, representation, score
+from focalcli.align.geometry import magnification, resize_map
+from focalcli.align.register import AlignConfig
 from focalcli.focus.measures import to_gray
-from focalcli.io.images import decode_image, to_float
-from focalcli.io.stack import FocalStack, StackFolder
+from focalcli.io.images import to_float
+from focalcli.io.stack import FrameSource
 
 __all__ = ["CHECK_SIDE", "CONSISTENCY", "SHIFT_PX", "THRESHOLD_PX", "AlignCheck", "check_alignment",
            "check_pairs", "corner_displacement", "gray_thumbnail"]
@@ -111,7 +104,7 @@ def corner_displacement(matrix: np.ndarray, size: tuple[int, int]) -> float:
     return float(np.max(np.hypot(*(p - corners[:2]))))
 
 
-def gray_thumbnail(stack: StackFolder | FocalStack, i: int, side: int) -> np.ndarray:
+def gray_thumbnail(stack: FrameSource, i: int, side: int) -> np.ndarray:
     """Frame ``i`` as a gray float32 copy of at most ``side`` px on its long side (``cv2.INTER_AREA``).
 
     JPEG frames are decoded at a reduced size when that is still at least ``side`` px (libjpeg's DCT scaling),
@@ -120,24 +113,20 @@ def gray_thumbnail(stack: StackFolder | FocalStack, i: int, side: int) -> np.nda
     Shape:
         ``(h, w)`` with ``max(h, w) <= side``, the frame's aspect ratio.
     """
-    if isinstance(stack, FocalStack):
-        h, w = stack.size
-        gray = to_gray(np.ascontiguousarray(stack.frames[i].permute(1, 2, 0).float().cpu().numpy()))
-    else:
-        h, w = stack.info.height, stack.info.width
-        path = stack.frame_paths[i]
-        gray = None
-        if path.suffix.lower() in _JPEG:
-            for factor, flag in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
-                                 (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):
-                if max(h, w) // factor >= side:
-                    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)
-                    # EXIF orientation is applied by imdecode; a shape that does not match means it was not
-                    if img is not None and img.ndim == 2 and (img.shape[0] > img.shape[1]) == (h > w):
-                        gray = to_float(img)
-                    break
-        if gray is None:
-            gray = to_gray(to_float(decode_image(path)))
+    h, w = stack.size
+    path = stack.frame_path(i)
+    gray = None
+    if path is not None and path.suffix.lower() in _JPEG:
+        for factor, flag in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+                             (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):
+            if max(h, w) // factor >= side:
+                img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)
+                # EXIF orientation is applied by imdecode; a shape that does not match means it was not
+                if img is not None and img.ndim == 2 and (img.shape[0] > img.shape[1]) == (h > w):
+                    gray = to_float(img)
+                break
+    if gray is None:
+        gray = to_gray(to_float(stack.frame(i, native=True)))
     scale = min(1.0, side / max(h, w))
     out = (max(1, round(w * scale)), max(1, round(h * scale)))
     if (gray.shape[1], gray.shape[0]) != out:
@@ -153,7 +142,7 @@ def _pairs(n: int) -> list[tuple[int, int]]:
     return [(0, 1), (mid, mid + 1), (n - 2, n - 1)]
 
 
-def check_pairs(stack: StackFolder | FocalStack, pairs: list[tuple[int, int]], side: int = CHECK_SIDE
+def check_pairs(stack: FrameSource, pairs: list[tuple[int, int]], side: int = CHECK_SIDE
                 ) -> list[dict]:
     """Register the second frame of each pair to the first on copies of at most ``side`` px.
 
@@ -161,40 +150,40 @@ def check_pairs(stack: StackFolder | FocalStack, pairs: list[tuple[int, int]], s
         Per pair: ``frames`` (indices), ``matrix`` (second -> first, full-resolution px), ``scale``, ``shift_px``,
         ``displacement_px``, ``score``; or ``failure``.
     """
-    size = stack.size if isinstance(stack, FocalStack) else (stack.info.height, stack.info.width)
-    config = AlignConfig(model="similarity", finest_level=0, max_size=max(64, side))
+    size = stack.size
+    ecc = AlignConfig()  # the ECC iterations and tolerance of focal align
     cache: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
 
     def work(i: int) -> tuple[np.ndarray, list[np.ndarray]]:
         if i not in cache:
             small = gray_thumbnail(stack, i, side)
-            cache[i] = small, _pyramid(_representation(small))
+            cache[i] = small, pyramid(representation(small))
         return cache[i]
 
     out = []
     for a, b in pairs:
         small, template = work(a)
         _, moving = work(b)
-        to_small = _resize_map(size, small.shape)
-        try:
-            warp = _register_pair(template, moving, "similarity", config, 1.0)  # first -> second, small px
-            score = _score(template[0], moving[0], warp)
-        except _EccFailed:
+        to_small = resize_map(size, small.shape)
+        try:  # first -> second, small px
+            warp = register_pair(template, moving, "similarity", iterations=ecc.iterations, epsilon=ecc.epsilon)
+            quality = score(template[0], moving[0], warp)
+        except EccFailed:
             out.append({"frames": [a, b], "failure": "ECC did not converge"})
             continue
         m = np.linalg.inv(to_small) @ np.linalg.inv(warp) @ to_small  # second -> first, full-resolution px
         m /= m[2, 2]
         centre = np.array([(size[1] - 1) / 2, (size[0] - 1) / 2, 1.0])
         shift = (m @ centre)[:2] - centre[:2]
-        row = {"frames": [a, b], "matrix": m, "score": score, "scale": _magnification(m, size),
+        row = {"frames": [a, b], "matrix": m, "score": quality, "scale": magnification(m, size),
                "shift_px": [float(shift[0]), float(shift[1])], "displacement_px": corner_displacement(m, size)}
-        if score < MIN_SCORE:
-            row["failure"] = f"score {score:.2f} < {MIN_SCORE:g}"
+        if quality < MIN_SCORE:
+            row["failure"] = f"score {quality:.2f} < {MIN_SCORE:g}"
         out.append(row)
     return out
 
 
-def check_alignment(stack: StackFolder | FocalStack, *, threshold_px: float = THRESHOLD_PX,
+def check_alignment(stack: FrameSource, *, threshold_px: float = THRESHOLD_PX,
                     side: int = CHECK_SIDE) -> AlignCheck:
     """Whether ``stack`` needs alignment (see the module docstring); cheap enough to run on every prediction.
 
@@ -213,7 +202,7 @@ def check_alignment(stack: StackFolder | FocalStack, *, threshold_px: float = TH
     """
     t0 = time.perf_counter()
     n = len(stack)
-    size = stack.size if isinstance(stack, FocalStack) else (stack.info.height, stack.info.width)
+    size = stack.size
     side = min(side, max(size))
     rows = check_pairs(stack, _pairs(n), side)
     names = list(stack.names)

@@ -6,20 +6,14 @@ How it works:
   so a stack of 24 MP frames never sits in memory at full resolution. Frames are visited outward from the
   reference, and only the current frame and its template are held at once.
 * Neighbours are registered to each other (their defocus is similar) and the transforms are chained to the
-  reference. Each pair is registered coarse to fine on an image pyramid with OpenCV's ``findTransformECC``,
-  started from a phase-correlation shift (robust to handheld shifts of many pixels) and the previous pair's
-  breathing. The chained estimate is then refined once more directly against the reference at the finest level,
-  so that the errors of the chain do not add up.
+  reference. Each pair is registered coarse to fine (``align.ecc``: OpenCV's ``findTransformECC`` on an image
+  pyramid, started from a phase-correlation shift and the previous pair's breathing). The chained estimate is then
+  refined once more directly against the reference at the finest level, so that the errors of the chain do not
+  add up.
 * The representation is the standardised gray image: ECC's correlation is already invariant to gain and offset,
-  and the low and middle frequencies that defocus leaves alone are what frames share (see ``_representation``).
-* The ``similarity`` model (scale + rotation + translation) is estimated as an affine ECC warp projected onto the
-  closest similarity, because OpenCV's ECC has no 4-parameter model.
-* A per-channel gain maps each frame's exposure to the reference's: the ratio of the channel means over the
-  overlap of low-passed thumbnails. Means are what defocus leaves alone (blur moves light, it does not add or remove
-  it), and an exposure change is a gain in sRGB too ((k L)^(1/2.2) = k^(1/2.2) L^(1/2.2)). A fit of gain and offset
-  (``photometric="affine"``: the ratio of spreads) would also "correct" the contrast that defocus takes away: it
-  measured gains of 1.2 on the defocused ends of a small synthetic stack, which inflates their focus measure and pulls
-  depth toward them.
+  and the low and middle frequencies that defocus leaves alone are what frames share (``ecc.representation``).
+* A per-channel gain maps each frame's exposure to the reference's (``align.photometric``; why a gain and not an
+  affine fit is explained there).
 
 Coordinates are OpenCV pixel coordinates (pixel centres at integers). A frame's ``matrix`` maps pixel coordinates of
 that input frame to pixel coordinates of the reference input frame, at full resolution.
@@ -36,25 +30,19 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from focalcli.align import photometric
+from focalcli.align.ecc import EccFailed, pyramid, refine_coarse_to_fine, register_pair, representation, score
+from focalcli.align.geometry import magnification, resize_map
 from focalcli.errors import InputError
 from focalcli.focus.measures import to_gray
-from focalcli.io.images import decode_image, to_float
-from focalcli.io.stack import FocalStack, StackFolder
+from focalcli.io.images import to_float
+from focalcli.io.stack import FrameSource
 
 __all__ = [
     "MODELS", "AlignConfig", "FrameReader", "FrameTransform", "Registration", "register_stack", "resolve_reference",
 ]
 
-MODELS = ("translation", "similarity", "affine", "homography")
-_ECC_MOTION = {
-    "translation": cv2.MOTION_TRANSLATION,
-    "similarity": cv2.MOTION_AFFINE,  # projected onto the closest similarity after each level
-    "affine": cv2.MOTION_AFFINE,
-    "homography": cv2.MOTION_HOMOGRAPHY,
-}
-_MIN_LEVEL_SIDE = 80  # the coarsest pyramid level keeps at least this many pixels on its short side
-_THUMB_SIDE = 96  # long side of the thumbnails used for the photometric fit
-_GAUSS = 1
+MODELS = ("translation", "similarity", "affine", "homography")  # the motion models align.ecc estimates
 Progress = Callable[[int, int], None]
 
 
@@ -165,206 +153,37 @@ def resolve_reference(reference: int | str | None, n: int) -> int:
     return i % n
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
-
-
-def _resize_map(src: tuple[int, ...], dst: tuple[int, ...]) -> np.ndarray:
-    """3x3 map from pixel coordinates of an image of shape ``src`` to those of its resized copy of shape ``dst``.
-
-    Matches ``cv2.resize``: per axis, ``x_dst = (x_src + 0.5) * f - 0.5`` with ``f = dst / src``.
-    """
-    fx, fy = dst[1] / src[1], dst[0] / src[0]
-    return np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
-
-
-def _to_similarity(w: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Closest similarity to an affine 3x3 warp (least squares over the image, so the centre maps the same)."""
-    a, b, c, d = w[0, 0], w[0, 1], w[1, 0], w[1, 1]
-    p, q = 0.5 * (a + d), 0.5 * (c - b)
-    s = np.array([[p, -q, 0.0], [q, p, 0.0], [0.0, 0.0, 1.0]])
-    centre = np.array([(size[1] - 1) / 2, (size[0] - 1) / 2, 1.0])
-    s[:2, 2] = (w @ centre)[:2] - (s @ centre)[:2]
-    return s
-
-
-def _magnification(m: np.ndarray, size: tuple[int, int]) -> float:
-    """How much larger a frame shows the scene than the reference does, from its frame -> reference map ``m``.
-
-    ``1 / sqrt(det)`` of the Jacobian of ``m`` at the image centre (1 = same scale; 1.02 = 2 % focus breathing).
-    """
-    cx, cy = (size[1] - 1) / 2, (size[0] - 1) / 2
-    den = m[2, 0] * cx + m[2, 1] * cy + m[2, 2]
-    jac = (m[:2, :2] - np.outer((m[:2] @ [cx, cy, 1.0]) / den, m[2, :2])) / den
-    return float(1.0 / math.sqrt(abs(np.linalg.det(jac))))
-
-
-def _representation(gray: np.ndarray) -> np.ndarray:
-    """Gray, standardised (zero mean, unit variance).
-
-    The whole band is kept on purpose: defocus removes high frequencies first, so the low and middle frequencies are
-    what neighbouring frames share most. ECC's correlation is itself invariant to gain and offset. (Measured on
-    ``python -m focalcli.bench align``: band-passed, locally contrast-normalised and gradient-magnitude images all
-    gave 1.6-2.7x larger corner errors and more ECC failures than plain gray.)
-
-    Shape:
-        ``(H, W)`` float32 -> ``(H, W)`` float32.
-    """
-    mean, std = cv2.meanStdDev(gray)
-    return ((gray - float(mean[0, 0])) / max(float(std[0, 0]), 1e-6)).astype(np.float32)
-
-
-def _pyramid(image: np.ndarray) -> list[np.ndarray]:
-    """Finest first; each level halves the previous one (``cv2.resize`` area averaging)."""
-    levels = [image]
-    while min(levels[-1].shape) // 2 >= _MIN_LEVEL_SIDE:
-        h, w = levels[-1].shape
-        levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
-    return levels
-
-
-class _EccFailed(Exception):
-    """ECC did not converge for one frame pair (caught inside this module, reported per frame)."""
-
-
-def _ecc(template: np.ndarray, moving: np.ndarray, warp: np.ndarray, model: str, iterations: int,
-         epsilon: float) -> np.ndarray:
-    """One ECC run: refines ``warp`` (3x3, template coords -> moving coords)."""
-    motion = _ECC_MOTION[model]
-    w = warp.astype(np.float32) if motion == cv2.MOTION_HOMOGRAPHY else warp[:2].astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, iterations, epsilon)
-    try:
-        _, w = cv2.findTransformECC(template, moving, w, motion, criteria, None, _GAUSS)
-    except cv2.error as e:
-        raise _EccFailed(str(e)) from None
-    out = np.eye(3)
-    out[: w.shape[0]] = w
-    if not np.isfinite(out).all():
-        raise _EccFailed("non-finite warp")
-    if model == "similarity":
-        out = _to_similarity(out, template.shape)
-    return out
-
-
-def _warp_coarse_to_fine(template: list[np.ndarray], moving: list[np.ndarray], warp: np.ndarray, model: str,
-                         config: AlignConfig, first_level: int, last_level: int = 0) -> np.ndarray:
-    """Refine ``warp`` (finest-level coordinates) from pyramid level ``first_level`` down to ``last_level``."""
-    top = min(first_level, len(template) - 1, len(moving) - 1)
-    to_top = np.eye(3)
-    for lv in range(top):
-        to_top = _resize_map(template[lv].shape, template[lv + 1].shape) @ to_top
-    w = to_top @ warp @ np.linalg.inv(to_top)  # finest -> level ``top``
-    last = min(last_level, top)
-    for lv in range(top, -1, -1):
-        if lv >= last:
-            try:
-                w = _ecc(template[lv], moving[lv], w, model, config.iterations, config.epsilon)
-            except _EccFailed:
-                if lv == last:
-                    raise
-                # A coarse level can be too small to converge; the finer levels start from where it stood.
-        if lv > 0:
-            up = _resize_map(template[lv].shape, template[lv - 1].shape)
-            w = up @ w @ np.linalg.inv(up)
-    return w
-
-
-def _register_pair(template: list[np.ndarray], moving: list[np.ndarray], model: str, config: AlignConfig,
-                   scale: float, last_level: int = 0) -> np.ndarray:
-    """Warp (template coords -> moving coords, finest level) of two neighbouring frames, coarse to fine.
-
-    The coarsest level starts from the expected breathing ``scale`` about the centre and a translation found by
-    phase correlation (robust to handheld shifts of many pixels). If ECC fails from there, it is tried once more
-    from the plain identity. ECC stops at pyramid level ``last_level`` (a later step refines the finest level).
-    """
-    top = min(len(template), len(moving)) - 1
-    t, m = template[top], moving[top]
-    window = cv2.createHanningWindow((t.shape[1], t.shape[0]), cv2.CV_32F)
-    # copies: OpenCV 5.0's phaseCorrelate applies the window to its inputs in place
-    (dx, dy), response = cv2.phaseCorrelate(t.copy(), m.copy(), window)
-    to_top = np.eye(3)
-    for lv in range(top):
-        to_top = _resize_map(template[lv].shape, template[lv + 1].shape) @ to_top
-    cx, cy = (t.shape[1] - 1) / 2, (t.shape[0] - 1) / 2
-    start = np.array([[scale, 0.0, (1 - scale) * cx], [0.0, scale, (1 - scale) * cy], [0.0, 0.0, 1.0]])
-    if response > 0.02:  # a clear correlation peak
-        start[:2, 2] += (dx, dy)
-    start = np.linalg.inv(to_top) @ start @ to_top  # level ``top`` -> finest coordinates
-    try:
-        return _warp_coarse_to_fine(template, moving, start, model, config, top, last_level)
-    except _EccFailed:
-        return _warp_coarse_to_fine(template, moving, np.eye(3), model, config, top, last_level)
-
-
-def _score(template: np.ndarray, moving: np.ndarray, warp: np.ndarray) -> float:
-    """Correlation coefficient (ECC) of the template and the moving image warped onto it, over valid pixels."""
-    h, w = template.shape
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpPerspective(moving, warp, (w, h), flags=flags)
-    mask = cv2.warpPerspective(np.ones_like(moving, np.uint8), warp, (w, h),
-                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    if mask.sum() < 0.1 * mask.size:
-        return 0.0
-    return float(cv2.computeECC(template, warped, mask))
-
-
-def _photometric(ref_thumb: np.ndarray, thumb: np.ndarray, h_thumb: np.ndarray, model: str = "exposure"
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel gain and offset with ``ref ~ gain * frame + offset`` on aligned, low-passed thumbnails.
-
-    ``exposure``: gain = ratio of the means, offset 0 (unbiased by defocus); ``affine``: reduced-major-axis fit.
-    """
-    h, w = ref_thumb.shape[:2]
-    warped = cv2.warpPerspective(thumb, h_thumb, (w, h), flags=cv2.INTER_LINEAR)
-    mask = cv2.warpPerspective(np.ones(thumb.shape[:2], np.uint8), h_thumb, (w, h), flags=cv2.INTER_NEAREST)
-    mask = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
-    if mask.sum() < 16:
-        return np.ones(3, np.float32), np.zeros(3, np.float32)
-    a, b = warped[mask].astype(np.float64), ref_thumb[mask].astype(np.float64)  # (P, 3) frame, reference
-    if model == "exposure":
-        gain = np.clip(b.mean(0) / np.maximum(a.mean(0), 1e-6), 0.5, 2.0)
-        return gain.astype(np.float32), np.zeros(3, np.float32)
-    # Reduced-major-axis fit (ratio of spreads): symmetric, and not biased low by residual differences.
-    gain = np.clip(b.std(0) / np.maximum(a.std(0), 1e-6), 0.5, 2.0)
-    offset = b.mean(0) - gain * a.mean(0)
-    return gain.astype(np.float32), offset.astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------------------------- frames
 
 
 class FrameReader:
-    """Random access to the frames of a ``StackFolder`` (decoded on demand) or a ``FocalStack``.
+    """Frames of any ``FrameSource`` as HxWx3 float32 RGB in [0, 1], by index.
 
-    With ``cache_bytes`` > 0, decoded frames (in their native 8/16-bit form) are kept while they fit, so that
-    registering and then warping a small stack decodes each frame once; larger stacks stay streamed.
+    With ``cache_bytes`` > 0, the frames of a streamed source (decoded from disk when read) are kept in their native
+    8/16-bit form while the whole stack fits, so that registering and then warping a small stack decodes each frame
+    once; larger stacks stay streamed, and stacks in memory are never copied.
     """
 
-    def __init__(self, stack: StackFolder | FocalStack, cache_bytes: int = 0):
+    def __init__(self, stack: FrameSource, cache_bytes: int = 0):
         self.stack = stack
-        if isinstance(stack, FocalStack):
-            self.size = stack.size
-        else:
-            self.size = (stack.info.height, stack.info.width)
+        self.size = stack.size
         self.names = list(stack.names)
-        per_frame = self.size[0] * self.size[1] * 3 * (2 if getattr(getattr(stack, "info", None), "bit_depth", 8) > 8
-                                                        else 1)
-        self._cache: dict[int, np.ndarray] | None = (
-            {} if isinstance(stack, StackFolder) and per_frame * len(self.names) <= cache_bytes else None)
+        per_frame = self.size[0] * self.size[1] * 3 * (2 if stack.bit_depth > 8 else 1)
+        fits = stack.streamed and per_frame * len(self.names) <= cache_bytes
+        self._cache: dict[int, np.ndarray] | None = {} if fits else None
 
     def __len__(self) -> int:
         return len(self.names)
 
     def read(self, i: int) -> np.ndarray:
-        """Frame ``i`` as HxWx3 float32 RGB in [0, 1]."""
-        if isinstance(self.stack, FocalStack):
-            return np.ascontiguousarray(self.stack.frames[i].permute(1, 2, 0).float().cpu().numpy())
-        path = self.stack.frame_paths[i]
+        """Frame ``i`` as HxWx3 float32 RGB in [0, 1].
+
+        Raises:
+            InputError: the frame cannot be read, or its size differs from the stack's.
+        """
         img = self._cache.get(i) if self._cache is not None else None
         if img is None:
-            img = decode_image(path)
-            if img.shape[:2] != self.size:
-                raise InputError(f"{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's "
-                                 f"{self.size[1]}x{self.size[0]}")
+            img = self.stack.frame(i, native=True)
             if self._cache is not None:
                 self._cache[i] = img
         return to_float(img)
@@ -384,16 +203,13 @@ def _prepare(image: np.ndarray, work_scale: float, thumb_scale: float) -> _Work:
         small = cv2.resize(image, (round(w * work_scale), round(h * work_scale)), interpolation=cv2.INTER_AREA)
     else:
         small = image
-    thumb = cv2.resize(image, (max(8, round(w * thumb_scale)), max(8, round(h * thumb_scale))),
-                       interpolation=cv2.INTER_AREA)
-    thumb = cv2.GaussianBlur(thumb, (0, 0), 1.0)
-    return _Work(pyramid=_pyramid(_representation(to_gray(small))), thumb=thumb)
+    return _Work(pyramid=pyramid(representation(to_gray(small))), thumb=photometric.thumbnail(image, thumb_scale))
 
 
 # ---------------------------------------------------------------------------------------------------- main
 
 
-def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None = None, *,
+def register_stack(stack: FrameSource, config: AlignConfig | None = None, *,
                    progress: Progress | None = None, reader: FrameReader | None = None) -> Registration:
     """Estimate the transform of every frame to the reference frame.
 
@@ -402,7 +218,7 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
     either side of the reference form two independent chains, registered in two threads (OpenCV releases the GIL).
 
     Args:
-        stack: a ``StackFolder`` (frames decoded one at a time) or a ``FocalStack``.
+        stack: a ``StackFolder`` (frames decoded one at a time), a ``FocalStack`` or any ``FrameSource``.
         config: options; defaults to ``AlignConfig()``.
         progress: called with ``(frames done, total)``.
         reader: the ``FrameReader`` of ``stack`` to use (e.g. one that caches frames for warping them later).
@@ -418,7 +234,7 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
     n, size = len(frames), frames.size
     ref = resolve_reference(config.reference, n)
     work_scale = min(1.0, config.max_size / max(size))
-    thumb_scale = _THUMB_SIDE / max(size)
+    thumb_scale = photometric.THUMB_SIDE / max(size)
 
     results: dict[int, FrameTransform] = {}
     lock = threading.Lock()
@@ -431,9 +247,11 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
 
     ref_work = _prepare(frames.read(ref), work_scale, thumb_scale)
     tick(ref, FrameTransform(name=frames.names[ref], matrix=np.eye(3)))
-    to_work = _resize_map(size, ref_work.pyramid[0].shape)  # full-size <-> working and thumbnail coordinates
+    to_work = resize_map(size, ref_work.pyramid[0].shape)  # full-size <-> working and thumbnail coordinates
     from_work = np.linalg.inv(to_work)
-    to_thumb = _resize_map(size, ref_work.thumb.shape)
+    to_thumb = resize_map(size, ref_work.thumb.shape)
+
+    ecc_options = {"iterations": config.iterations, "epsilon": config.epsilon}
 
     def chain(direction: int) -> None:
         template, t_matrix = ref_work, np.eye(3)  # last good frame and its (working-res) frame->ref map
@@ -444,30 +262,30 @@ def register_stack(stack: StackFolder | FocalStack, config: AlignConfig | None =
             try:
                 # with a refinement against the reference to follow, the pair stops one level above the finest
                 finest = config.finest_level
-                pair = _register_pair(template.pyramid, work.pyramid, config.model, config, scale,
-                                      last_level=max(finest, 1) if refine else finest)
+                pair = register_pair(template.pyramid, work.pyramid, config.model, scale=scale,
+                                     last_level=max(finest, 1) if refine else finest, **ecc_options)
                 h_work = t_matrix @ np.linalg.inv(pair)  # frame -> reference, working coordinates
                 if refine:
-                    direct = _warp_coarse_to_fine(ref_work.pyramid, work.pyramid, np.linalg.inv(h_work),
-                                                  config.model, config, finest, finest)
+                    direct = refine_coarse_to_fine(ref_work.pyramid, work.pyramid, np.linalg.inv(h_work),
+                                                   config.model, first_level=finest, last_level=finest, **ecc_options)
                     h_work = np.linalg.inv(direct)
                     pair = np.linalg.inv(h_work) @ t_matrix  # the final estimate, as a template -> frame map
-                score = _score(template.pyramid[0], work.pyramid[0], pair)
-            except _EccFailed:
-                h_work, score = None, 0.0
+                quality = score(template.pyramid[0], work.pyramid[0], pair)
+            except EccFailed:
+                h_work, quality = None, 0.0
             if h_work is None:
                 ft = FrameTransform(name=frames.names[i], matrix=np.eye(3), score=0.0, failure="ECC did not converge")
-            elif score < config.min_score:
-                ft = FrameTransform(name=frames.names[i], matrix=np.eye(3), score=score,
-                                    failure=f"score {score:.2f} < {config.min_score:g}")
+            elif quality < config.min_score:
+                ft = FrameTransform(name=frames.names[i], matrix=np.eye(3), score=quality,
+                                    failure=f"score {quality:.2f} < {config.min_score:g}")
             else:
                 h = from_work @ h_work @ to_work
                 h /= h[2, 2]
-                ft = FrameTransform(name=frames.names[i], matrix=h, scale=_magnification(h, size), score=score)
+                ft = FrameTransform(name=frames.names[i], matrix=h, scale=magnification(h, size), score=quality)
                 if config.photometric:
                     h_thumb = to_thumb @ h @ np.linalg.inv(to_thumb)
                     model = "affine" if config.photometric == "affine" else "exposure"
-                    ft.gain, ft.offset = _photometric(ref_work.thumb, work.thumb, h_thumb, model)
+                    ft.gain, ft.offset = photometric.correction(ref_work.thumb, work.thumb, h_thumb, model)
                 template, t_matrix = work, h_work
                 scale = math.sqrt(abs(np.linalg.det(pair[:2, :2]))) if config.model != "translation" else 1.0
             tick(i, ft)

@@ -22,7 +22,15 @@ from focalcli.align.warp import coverage_mask, valid_box, warp_frame
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_folder, atomic_path, check_output_folder
 from focalcli.io.images import ImageInfo, write_image
-from focalcli.io.stack import Camera, FocalStack, StackFolder, scan_stack, write_stack_json
+from focalcli.io.stack import (
+    Camera,
+    FocalStack,
+    FrameSource,
+    StackFolder,
+    as_stack_folder,
+    covered,
+    write_stack_json,
+)
 
 __all__ = ["TRANSFORMS_JSON", "WarpedStack", "align_folder", "align_stack", "check_registration", "register_and_warp",
            "register_lazily"]
@@ -59,12 +67,12 @@ def _box(registration: Registration, keep: list[int], crop: bool) -> tuple[int, 
     return box
 
 
-def align_stack(stack: StackFolder | FocalStack, config: AlignConfig | None = None, *, crop: bool = False,
+def align_stack(stack: FrameSource, config: AlignConfig | None = None, *, crop: bool = False,
                 skip_bad: bool = False, progress: Progress | None = None) -> FocalStack:
     """Register and warp a stack into an aligned in-memory ``FocalStack``.
 
     Args:
-        stack: a ``StackFolder`` or a ``FocalStack``.
+        stack: a ``StackFolder``, a ``FocalStack`` or any ``FrameSource``.
         config: registration options.
         crop: keep only the region every frame covers (else the reference frame's full size).
         skip_bad: drop frames that cannot be registered instead of raising.
@@ -81,7 +89,7 @@ def align_stack(stack: StackFolder | FocalStack, config: AlignConfig | None = No
     return register_and_warp(stack, config, crop=crop, skip_bad=skip_bad, progress=progress)[0]
 
 
-def register_and_warp(stack: StackFolder | FocalStack, config: AlignConfig | None = None, *, crop: bool = False,
+def register_and_warp(stack: FrameSource, config: AlignConfig | None = None, *, crop: bool = False,
                       skip_bad: bool = False, progress: Progress | None = None,
                       on_pass: Callable[[str], None] | None = None) -> tuple[FocalStack, Registration]:
     """``align_stack`` that also returns the ``Registration`` (the transforms and scores of every input frame).
@@ -102,9 +110,9 @@ def register_and_warp(stack: StackFolder | FocalStack, config: AlignConfig | Non
 class WarpedStack:
     """A registered stack whose frames are warped into the reference frame's grid when they are read.
 
-    It offers what the depth and fusion code read from a stack (``len``, ``names``, ``focus_distances_m``,
-    ``camera``, ``info``, ``size``) plus ``frame(i)`` and ``cover(i)``; ``to_focal_stack()`` makes the in-memory
-    ``FocalStack`` (torch) for code that needs one.
+    It is a ``FrameSource`` (``io.stack``): depth, fusion and model inference read it as they read any stack, and
+    ``cover(i)`` tells which pixels each warped frame holds. ``to_focal_stack()`` makes the in-memory ``FocalStack``
+    (torch) for code that needs one.
 
     Attributes:
         source: the input stack.
@@ -113,7 +121,7 @@ class WarpedStack:
         box: ``(x, y, width, height)`` of the output in reference pixels.
     """
 
-    source: StackFolder | FocalStack
+    source: FrameSource
     registration: Registration
     keep: list[int]
     box: tuple[int, int, int, int]
@@ -128,8 +136,12 @@ class WarpedStack:
 
     @property
     def focus_distances_m(self) -> tuple[float, ...] | None:
-        distances = _distances(self.source)
-        return tuple(distances[i] for i in self.keep) if distances else None
+        distances = self.distances()
+        return tuple(distances) if distances else None
+
+    def distances(self) -> list[float] | None:
+        distances = self.source.distances()
+        return [distances[i] for i in self.keep] if distances else None
 
     @property
     def camera(self) -> Camera:
@@ -137,7 +149,9 @@ class WarpedStack:
 
     @property
     def bit_depth(self) -> int:
-        return self.source.bit_depth if isinstance(self.source, FocalStack) else self.source.info.bit_depth
+        return self.source.bit_depth
+
+    streamed = True  # frames are warped when read
 
     @property
     def info(self) -> ImageInfo:
@@ -148,21 +162,23 @@ class WarpedStack:
         """``(H, W)``."""
         return self.box[3], self.box[2]
 
-    def frame(self, j: int) -> np.ndarray:
-        """The ``j``-th kept frame, warped: HxWx3 float32 RGB in [0, 1]."""
+    def frame(self, j: int, native: bool = False) -> np.ndarray:
+        """The ``j``-th kept frame, warped: HxWx3 float32 RGB in [0, 1] (warped frames are float; ``native`` changes
+        nothing)."""
         i = self.keep[j]
         return warp_frame(self.reader.read(i), self.registration.frames[i], self.box)
 
-    def cover(self, j: int) -> np.ndarray:
-        """Which pixels the ``j``-th kept frame covers (``coverage_mask``): HxW bool."""
-        return coverage_mask(self.registration.frames[self.keep[j]], self.registration.size, self.box)
+    def cover(self, j: int) -> np.ndarray | None:
+        """Which pixels the ``j``-th kept frame covers (``coverage_mask``): HxW bool, None when it covers all."""
+        mask = coverage_mask(self.registration.frames[self.keep[j]], self.registration.size, self.box)
+        return None if mask.all() else mask
+
+    def frame_path(self, j: int) -> None:
+        return None  # a warped frame is no file
 
     def covered(self) -> np.ndarray:
         """The pixels every kept frame covers: HxW bool."""
-        out = np.ones(self.size, bool)
-        for j in range(len(self)):
-            out &= self.cover(j)
-        return out
+        return covered(self)
 
     def iter_frames(self) -> Iterator[tuple[str, np.ndarray]]:
         """``(name, warped frame)`` near to far, one at a time."""
@@ -178,7 +194,9 @@ class WarpedStack:
         coverage = torch.ones(len(self), h, w, dtype=torch.bool)  # (N', H', W')
         for j in range(len(self)):
             frames[j] = torch.from_numpy(self.frame(j)).permute(2, 0, 1)
-            coverage[j] = torch.from_numpy(self.cover(j))
+            cover = self.cover(j)
+            if cover is not None:
+                coverage[j] = torch.from_numpy(cover)
             if progress is not None:
                 progress(j + 1, len(self))
         fd = self.focus_distances_m
@@ -187,19 +205,24 @@ class WarpedStack:
                           coverage=None if bool(coverage.all()) else coverage)
 
 
-def register_lazily(stack: StackFolder | FocalStack, config: AlignConfig | None = None, *, crop: bool = False,
-                    skip_bad: bool = False, progress: Progress | None = None) -> WarpedStack:
-    """Register a stack and return it as a ``WarpedStack`` (frames warped when read).
+def register_lazily(stack: FrameSource, config: AlignConfig | None = None, *, crop: bool = False,
+                    skip_bad: bool = False, progress: Progress | None = None,
+                    hint: str = "drop them with `focal align --skip-bad`") -> WarpedStack:
+    """Register a stack and return it as a ``WarpedStack`` (frames warped when read): the first pass of
+    ``align_stack`` and ``align_folder``.
 
     Stacks up to ``FRAME_CACHE_BYTES`` decoded keep their decoded frames from registration, so each frame is decoded
     once; larger stacks are decoded again when read.
+
+    Args:
+        hint: how to get past frames that cannot be registered (the end of the error).
 
     Raises:
         InputError: a frame cannot be registered (without ``skip_bad``), or the stack cannot be read.
     """
     reader = FrameReader(stack, cache_bytes=FRAME_CACHE_BYTES)
     reg = register_stack(stack, config, progress=progress, reader=reader)
-    keep = check_registration(reg, skip_bad=skip_bad, hint="drop them with `focal align --skip-bad`")
+    keep = check_registration(reg, skip_bad=skip_bad, hint=hint)
     return WarpedStack(source=stack, registration=reg, keep=keep, box=_box(reg, keep, crop), reader=reader)
 
 
@@ -232,21 +255,20 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
         InputError: unreadable stack, or frames that cannot be registered (without ``skip_bad``).
         OutputError: ``out`` exists (without ``overwrite``), its parent is missing, or it is the input.
     """
-    sf = stack if isinstance(stack, StackFolder) else scan_stack(stack)
+    sf = as_stack_folder(stack)
     out = check_output_folder(out, overwrite=overwrite, inputs=[sf.path])
-    reader = FrameReader(sf, cache_bytes=FRAME_CACHE_BYTES)  # small stacks: decode each frame once
     if on_pass is not None:
         on_pass("registering")
-    reg = register_stack(sf, config, progress=progress, reader=reader)
-    keep = check_registration(reg, skip_bad=skip_bad)
-    box = _box(reg, keep, crop)
+    warped = register_lazily(sf, config, crop=crop, skip_bad=skip_bad, progress=progress,
+                             hint="use --skip-bad to drop them")
+    reg, keep, box = warped.registration, warped.keep, warped.box
     names = [sf.relative_names[i] for i in keep]  # frames in sub-folders keep them: equal file names never collide
     if on_pass is not None:
         on_pass("warping")
     with atomic_folder(out) as tmp, ThreadPoolExecutor(max_workers=2) as pool:
         pending: deque = deque()  # frames being encoded while the next one is warped (at most two held)
-        for j, (i, name) in enumerate(zip(keep, names, strict=True)):
-            image = warp_frame(reader.read(i), reg.frames[i], box)
+        for j, name in enumerate(names):
+            image = warped.frame(j)
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             pending.append(pool.submit(write_image, tmp / name, image, bit_depth=sf.info.bit_depth))
             if len(pending) > 2:
@@ -277,13 +299,6 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
         "scale_range": [round(min(scales), 5), round(max(scales), 5)],
         "min_score": round(min(reg.frames[i].score for i in keep), 4),
     }
-
-
-def _distances(stack: StackFolder | FocalStack) -> list[float] | None:
-    fd = stack.focus_distances_m
-    if fd is None:
-        return None
-    return fd.tolist() if hasattr(fd, "tolist") else list(fd)  # a tensor (FocalStack) or a tuple (StackFolder)
 
 
 def _dumps(transforms: dict) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import typer
 
 from focalcli.bench import report as con
+from focalcli.io.depth import valid_depth
 
 
 def coc_change_px(depth: np.ndarray, focus_m, focal_length_mm: float, f_number: float, pixel_pitch_um: float) -> float:
@@ -30,14 +31,14 @@ def coc_change_px(depth: np.ndarray, focus_m, focal_length_mm: float, f_number: 
         return float("nan")
     f = focal_length_mm / 1000.0
     gain = (f / f_number) * f * fd / (fd - f) / (pixel_pitch_um * 1e-6)  # (N,) CoC px per diopter
-    d = depth[np.isfinite(depth) & (depth > 0)].astype(np.float64)
+    d = depth[valid_depth(depth)].astype(np.float64)
     q = 1.0 / d[:: max(1, d.size // 20000)]  # (P,) diopters, subsampled
     coc = gain[:, None] * np.abs(1.0 / fd[:, None] - q[None])  # (N, P)
     return float(np.median(np.abs(np.diff(coc, axis=0))))
 
 
 def _training(spec: str, draws: int, frames: int, crop: int) -> list[float]:
-    from focalcli.train.data import build_source, parse_data_spec, sample_generator
+    from focalcli.data import build_source, parse_data_spec, sample_generator
 
     source = build_source(parse_data_spec(spec), train=True, synth_options={"exclude": ["unidepth", "hci4d"]})
     out = []

@@ -71,9 +71,9 @@ def score_valset(valset: str | Path, methods: list[str], *,
     Raises:
         InputError: ``valset`` holds no sets. ConfigError: unknown method.
     """
+    from focalcli.data.stacks import StackFolderSource
     from focalcli.errors import ConfigError
     from focalcli.evaluation.evaluate import evaluate
-    from focalcli.train.data.stacks import StackFolderSource
 
     unknown = [m for m in methods if m.partition(":")[0] not in METHODS]
     if unknown:
@@ -134,8 +134,8 @@ def score_frame_index(valset: str | Path, methods: list[str], *,
         One row per (set, method): ``set``, ``method``, ``count``, ``rmse_frames``, ``mae_frames``, ``within_half``
         (share of pixels within half a frame spacing).
     """
+    from focalcli.data.stacks import StackFolderSource
     from focalcli.errors import ConfigError
-    from focalcli.train.data.stacks import StackFolderSource
 
     unknown = [m for m in methods if m.partition(":")[0] not in METHODS]
     if unknown:

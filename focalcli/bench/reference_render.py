@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from focalcli.io.depth import valid_depth
+
 __all__ = [
     "DESCRIPTION",
     "Optics",
@@ -89,7 +91,7 @@ def fill_depth_holes(depth: np.ndarray) -> np.ndarray:
         ValueError: no valid pixel at all.
     """
     depth = np.asarray(depth, np.float32)
-    valid = np.isfinite(depth) & (depth > 0)
+    valid = valid_depth(depth)
     if valid.all():
         return depth.copy()
     if not valid.any():

@@ -1,14 +1,14 @@
 """``python -m focalcli.bench train``: training throughput on this machine, with synthetic training data rendered by
 the CPU loader workers or on the training device (``TrainConfig.render``).
 
-Both pipelines are the training ones: ``train.data.MixtureDataset`` with the training augmentation (rotations,
+Both pipelines are the training ones: ``train.mixture.MixtureDataset`` with the training augmentation (rotations,
 flips, sensor noise, 8 bits), one source (``--data``), and the same samples in either mode. Figures (samples per
 second; one process, so a CPU rate is what one loader worker delivers):
 
 - ``data_samples_per_s``: ``render = workers``: a sample drawn, augmented and rendered on the CPU.
 - ``prepare_samples_per_s``: ``render = device``, the workers' half: a scene decoded, cropped, augmented and its
   ``SampleParams`` drawn (synthetic sources only).
-- ``device_render_samples_per_s``: the device's half, ``train.data.render_prepared`` of a whole batch on ``--device``.
+- ``device_render_samples_per_s``: the device's half, ``data.render_prepared`` of a whole batch on ``--device``.
 - ``train_samples_per_s``: training steps alone (forward, backward, AdamW; bf16 autocast on CUDA).
 - ``device_pipeline_samples_per_s``: steps that render their batch on the device first (``render = device``: the
   device does both; CPU workers only prepare).
@@ -50,17 +50,12 @@ def bench_train(
 
     import torch
 
+    from focalcli.data import build_source, collate_samples, parse_data_spec, render_prepared
     from focalcli.runtime import device_errors, resolve_device, sync
-    from focalcli.train.data import (
-        AugmentOptions,
-        MixtureDataset,
-        build_source,
-        collate_samples,
-        parse_data_spec,
-        render_prepared,
-    )
-    from focalcli.train.loop import TrainConfig, build_train_model
+    from focalcli.train.augment import AugmentOptions
+    from focalcli.train.config import TrainConfig, build_train_model
     from focalcli.train.losses import get_loss
+    from focalcli.train.mixture import MixtureDataset
 
     if render not in ("cpu", "device", "both"):
         raise typer.BadParameter("use cpu, device or both", param_hint="--render")

@@ -36,7 +36,7 @@ class AlignMode(str, Enum):
 
 
 class Precision(str, Enum):
-    """``focalcli.models.runner.PRECISIONS``."""
+    """``focalcli.runtime.PRECISIONS``."""
 
     fp32 = "fp32"
     bf16 = "bf16"

@@ -39,13 +39,13 @@ def evaluate(
         raise typer.BadParameter(f"unknown method {method!r}; use classic or model", param_hint="--method")
     if method == "classic" and weights is not None:
         raise typer.BadParameter("--weights goes with --method model, not classic", param_hint="--weights")
-    from focalcli.models.runner import PRECISIONS
+    from focalcli.runtime import PRECISIONS
 
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"use one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    from focalcli.data import build_source, parse_data_spec
     from focalcli.evaluation import evaluate as lib
     from focalcli.io.atomic import check_output
-    from focalcli.train.data import build_source, parse_data_spec
 
     if protocol is not None and protocol not in lib.PROTOCOLS:
         raise typer.BadParameter(f"use one of {', '.join(lib.PROTOCOLS)}", param_hint="--protocol")

@@ -58,7 +58,7 @@ def synth(
 ) -> None:
     """Render synthetic focal stacks with ground-truth depth (thin lens, occlusion-aware layered defocus)."""
     from focalcli.synth.render import SynthConfig
-    from focalcli.synth.writer import SynthJob, synthesize
+    from focalcli.synthesize import SynthJob, synthesize
 
     if bit_depth not in (8, 16):
         raise typer.BadParameter("use 8 or 16", param_hint="--bit-depth")

@@ -9,17 +9,16 @@ import typer
 from focalcli.cli import console as con
 from focalcli.cli.choices import LogBackend, Loss
 from focalcli.cli.options import json_option, overwrite_option
+from focalcli.train.config import TrainConfig  # no torch: --help stays fast
 
-# TrainConfig's defaults, spelled out so that --help shows them without importing torch (focalcli.train.loop does);
-# tests/cli/test_cli_train_ux.py checks them against TrainConfig().
-DEFAULTS = {"data": "procedural", "model": "focusvolume", "steps": 2000, "batch_size": 4, "crop": 256, "lr": 3e-4,
-            "loss": "silog-grad", "val_every": 200, "workers": 2, "render": "auto", "seed": 0, "device": "auto"}
+_DEFAULTS = TrainConfig()
 
 
 def _default(key: str) -> str:
-    """What --help shows as an option's default: TrainConfig's (the flag itself defaults to "not given", so that a
-    --config file or a resumed run's config.json can set it)."""
-    return str(DEFAULTS[key])
+    """What --help shows as an option's default: TrainConfig's own (the flag itself defaults to "not given", so that
+    a --config file or a resumed run's config.json can set it)."""
+    value = getattr(_DEFAULTS, key)
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def train(
@@ -65,26 +64,17 @@ def train(
 ) -> None:
     """Train a FocDepthFormer on real and/or synthetic focal stacks (defaults < run's config on --resume < --config
     < flags)."""
-    from focalcli.config import load_toml
+    from focalcli.train.config import resolve_config
     from focalcli.train.distributed import dist_info
-    from focalcli.train.loop import config_from_dict
     from focalcli.train.loop import train as run
 
     if resume and overwrite:
         raise typer.BadParameter("use --resume or --overwrite, not both", param_hint="--resume")
-    layers = []
-    if resume and (out / "config.json").is_file():
-        layers.append((_read_run_config(out / "config.json"), f"{out / 'config.json'}"))
-    if config is not None:
-        layers.append((load_toml(config), str(config)))
     flags = {"data": data or None, "val_data": val_data or None, "model": model, "init": str(init) if init else None,
              "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr, "loss": loss.value if loss else None,
              "val_every": val_every,
              "workers": workers, "render": render, "seed": seed, "device": device}
-    layers.append(({k: v for k, v in flags.items() if v is not None}, "options"))
-    cfg = None
-    for i in range(len(layers)):  # each layer is checked on its own so errors name the file they come from
-        cfg = config_from_dict(*(lay for lay, _ in layers[: i + 1]), where=layers[i][1])
+    cfg = resolve_config(flags, config_file=config, run_dir=out, resume=resume)
     main = dist_info().is_main
     _check_sources(cfg)  # every data source, before the run folder is made
     header = f"training {cfg.model} for {cfg.steps} steps on {', '.join(cfg.data)} -> {out}"
@@ -106,7 +96,7 @@ def _check_sources(cfg) -> None:
     Raises:
         ConfigError, InputError: a bad source.
     """
-    from focalcli.train.data import build_source, parse_data_spec
+    from focalcli.data import build_source, parse_data_spec
 
     for spec in cfg.data:
         build_source(parse_data_spec(spec), train=True, synth_options=cfg.synth_options)
@@ -156,25 +146,6 @@ class _LazyLogger:
     def close(self) -> None:
         if self.logger is not None:
             self.logger.close()
-
-
-def _read_run_config(path: Path) -> dict:
-    """The ``config.json`` of a run folder (``--resume``).
-
-    Raises:
-        ConfigError: unreadable, not JSON, or not a JSON object.
-    """
-    import json
-
-    from focalcli.errors import ConfigError
-
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ConfigError(f"{path}: not a readable run config ({e})") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a JSON object of TrainConfig keys")
-    return raw
 
 
 def _bar(total: int, *, enabled: bool, header: str):

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from focalcli.data.base import Source
+from focalcli.data.ddff import DDFF_BASELINE_FOCAL
 from focalcli.errors import ConfigError
 from focalcli.evaluation.metrics import depth_metrics, mean_metrics
-from focalcli.train.data.base import Source
-from focalcli.train.data.ddff import DDFF_BASELINE_FOCAL
 
 __all__ = ["PROTOCOLS", "EvalResult", "classic_predictor", "default_protocol", "evaluate", "model_predictor",
            "score"]
@@ -87,7 +87,7 @@ def evaluate(source: Source, predictor: Predictor, *, protocol: str, method: str
     """Predict every item of ``source`` and score it.
 
     Args:
-        source: evaluation items (``focalcli.train.data.build_source(spec, train=False)``).
+        source: evaluation items (``focalcli.data.build_source(spec, train=False)``).
         predictor: maps ``(frames (N, 3, H, W), focus distances (N,))`` to depth ``(H, W)`` in metres.
         protocol: one of ``PROTOCOLS``.
         method: a label stored in the result.

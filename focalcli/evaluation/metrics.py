@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 import torch
 
 from focalcli.errors import ShapeError
+from focalcli.io.depth import valid_depth
 
 __all__ = ["LOWER_IS_BETTER", "METRIC_KEYS", "bumpiness", "depth_metrics", "hessian_norm", "mean_metrics"]
 
@@ -98,7 +99,7 @@ def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | Non
         raise ShapeError("depth_metrics scores one image at a time", expected="(H, W)", actual=pred.shape)
     p = pred.reshape(pred.shape[-2:]).double()  # (H, W)
     g = gt.reshape(gt.shape[-2:]).double()  # (H, W)
-    valid = torch.isfinite(g) & (g > 0) & torch.isfinite(p)
+    valid = valid_depth(g) & torch.isfinite(p)
     if mask is not None:
         valid &= mask.reshape(g.shape).bool()
     if not bool(valid.any()):

@@ -11,12 +11,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from focalcli.errors import InputError
 from focalcli.focus.depth import (
     DepthResult,
     PeakTracker,
@@ -36,8 +34,8 @@ from focalcli.focus.measures import (
     to_gray,
     windowed,
 )
-from focalcli.io.images import decode_image, to_float
-from focalcli.io.stack import FocalStack, StackFolder
+from focalcli.io.images import to_float
+from focalcli.io.stack import FrameSource
 
 __all__ = ["ClassicScales", "all_in_focus", "classic_scales", "depth_from_focus"]
 
@@ -45,57 +43,33 @@ Progress = Callable[[int, int], None]  # (frames done, total)
 _DECODERS = 4  # frames decoded ahead, in parallel (at most the number of cores)
 
 
-def _decode(path: Path, height: int, width: int) -> np.ndarray:
-    img = decode_image(path)
-    if img.shape[:2] != (height, width):
-        raise InputError(f"{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the stack's {width}x{height} "
-                         "(align or resize the frames first)")
-    return img
+def _frames(stack: FrameSource) -> Iterator[np.ndarray]:
+    """HxWx3 frames near to far, in their native type: float32 from memory, uint8/uint16 from files (converted by
+    the consumer), float32 from a ``WarpedStack``.
 
-
-def _frames(stack) -> Iterator[np.ndarray]:
-    """HxWx3 frames near to far: float32 from memory, native uint8/uint16 from disk (converted by the consumer).
-
-    From disk (or from a ``WarpedStack``, whose frames are warped when read), the next ``_DECODERS`` frames are
-    prepared in background threads (image codecs and OpenCV release the GIL), so several cores decode while this
-    thread measures; memory holds at most that many frames ahead.
+    From a streamed source (frames decoded or warped when read), the next ``_DECODERS`` frames are prepared in
+    background threads (image codecs and OpenCV release the GIL), so several cores decode while this thread
+    measures; memory holds at most that many frames ahead.
     """
-    if isinstance(stack, FocalStack):
-        for f in stack.frames:
-            yield np.ascontiguousarray(f.permute(1, 2, 0).float().cpu().numpy())
+    n = len(stack)
+    if not stack.streamed:
+        for i in range(n):
+            yield stack.frame(i, native=True)
         return
-    if hasattr(stack, "frame"):  # an aligned stack: focalcli.align.WarpedStack
-        read, items = stack.frame, list(range(len(stack)))
-    else:
-        h, w = stack.info.height, stack.info.width
-        read, items = (lambda p: _decode(p, h, w)), list(stack.frame_paths)
     workers = max(1, min(_DECODERS, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = deque(pool.submit(read, item) for item in items[:workers])
-        for k in range(len(items)):
+        pending = deque(pool.submit(stack.frame, i, True) for i in range(min(workers, n)))
+        for k in range(n):
             img = pending.popleft().result()
-            if k + workers < len(items):
-                pending.append(pool.submit(read, items[k + workers]))
+            if k + workers < n:
+                pending.append(pool.submit(stack.frame, k + workers, True))
             yield img
 
 
-def _coverage(stack, i: int) -> np.ndarray | None:
-    """Which pixels frame ``i`` covers (float32 HxW in {0, 1}) for an aligned stack; None for every other."""
-    if isinstance(stack, FocalStack):
-        return None if stack.coverage is None else stack.coverage[i].cpu().numpy().astype(np.float32)
-    if hasattr(stack, "cover"):  # focalcli.align.WarpedStack
-        cover = stack.cover(i)
-        return None if cover.all() else cover.astype(np.float32)
-    return None
-
-
-def _meta(stack) -> tuple[int, int, int, list[float] | None]:
-    if isinstance(stack, FocalStack):
-        h, w = stack.size
-        fd = stack.focus_distances_m
-        return len(stack), h, w, (fd.tolist() if fd is not None else None)
-    fd = stack.focus_distances_m  # a StackFolder or a WarpedStack
-    return len(stack), stack.info.height, stack.info.width, (list(fd) if fd is not None else None)
+def _coverage(stack: FrameSource, i: int) -> np.ndarray | None:
+    """Which pixels frame ``i`` covers (float32 HxW in {0, 1}); None when it covers all of them."""
+    cover = stack.cover(i)
+    return None if cover is None else cover.astype(np.float32)
 
 
 REFERENCE_SHORT_SIDE = 480  # px; the default windows below are for images of this short side and scale with it
@@ -166,13 +140,13 @@ def _covered_windowed(energy: np.ndarray, cover: np.ndarray, sigma: float) -> np
     return m.astype(np.float32, copy=False)
 
 
-def _run(stack, *, measure: str, window: int | None, smooth: float | None, depth: bool, aif: bool,
+def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float | None, depth: bool, aif: bool,
          progress: Progress | None) -> DepthResult:
     if measure not in MEASURES:
         raise ValueError(f"unknown focus measure {measure!r}; use one of {', '.join(MEASURES)}")
     if smooth is not None and not (math.isfinite(smooth) and smooth >= 0):
         raise ValueError(f"smooth must be a finite number >= 0, got {smooth}")
-    n, h, w, distances = _meta(stack)
+    n, (h, w), distances = len(stack), stack.size, stack.distances()
     small, large = PeakTracker(), PeakTracker()
     fuser = PyramidFuser(h, w) if aif else None
     scales = guide = at_large = None
@@ -250,7 +224,7 @@ def _resolved(measure: str, scales: ClassicScales) -> dict:
             "window": round(scales.large * math.sqrt(12.0)), "smooth": round(scales.fill, 3)}
 
 
-def depth_from_focus(stack: FocalStack | StackFolder, *, measure: str = "laplacian", window: int | None = None,
+def depth_from_focus(stack: FrameSource, *, measure: str = "laplacian", window: int | None = None,
                      smooth: float | None = None, aif: bool = False, progress: Progress | None = None) -> DepthResult:
     """Depth (and optionally the all-in-focus image) of a stack by the classical method.
 
@@ -260,7 +234,8 @@ def depth_from_focus(stack: FocalStack | StackFolder, *, measure: str = "laplaci
     are filled from their surroundings (``focus.depth.fill_weak``) unless ``smooth`` is 0.
 
     Args:
-        stack: a ``FocalStack`` (in memory) or a ``StackFolder`` (streamed from disk, one frame at a time).
+        stack: a ``FocalStack`` (in memory), a ``StackFolder`` (streamed from disk, one frame at a time) or any
+            ``FrameSource`` (``io.stack``).
         measure: focus measure, one of ``focalcli.focus.measures.MEASURES``.
         window: large focus-measure window in pixels (a box side; the Gaussian used has the same spread); None picks
             one from the image size.
@@ -279,7 +254,7 @@ def depth_from_focus(stack: FocalStack | StackFolder, *, measure: str = "laplaci
     return _run(stack, measure=measure, window=window, smooth=smooth, depth=True, aif=aif, progress=progress)
 
 
-def all_in_focus(stack: FocalStack | StackFolder, *, measure: str = "laplacian", window: int | None = None,
+def all_in_focus(stack: FrameSource, *, measure: str = "laplacian", window: int | None = None,
                  progress: Progress | None = None) -> np.ndarray:
     """All-in-focus image of a stack by Laplacian-pyramid fusion: HxWx3 float32 RGB in [0, 1]."""
     return _run(stack, measure=measure, window=window, smooth=0.0, depth=False, aif=True, progress=progress).aif

@@ -22,12 +22,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from focalcli.focus.measures import gaussian_blur, quantile
+from focalcli.io.depth import DepthResult  # its home (io: every method returns one); re-exported here
 
 __all__ = ["DepthResult", "PeakTracker", "confidence_from_snr", "fill_weak", "guided_filter", "noise_floor",
            "peak_to_depth", "positions_from_distances", "push_pull"]
@@ -39,33 +39,6 @@ CONFIDENCE_POWER = 2.0  # steepness of the confidence curve around CONFIDENCE_SN
 _GUIDED_EPS = 1e-3  # guided-filter regulariser (gray levels^2): below it, guide variation is treated as flat
 _GUIDED_FLOOR = 0.05  # weight of the weakest pixel in the guided filter, so every window has some support
 _FILL_DENSITY = 0.1  # below this local confidence density the push-pull fill takes over
-
-
-@dataclass
-class DepthResult:
-    """Output of a depth-from-focus method.
-
-    Attributes:
-        depth: HxW float32; metres when ``units == "m"``, else 1-based frame-index units; NaN where there is no
-            estimate (pixels that not every frame of an aligned stack covers).
-        confidence: HxW float32 in [0, 1]; how clearly the pixel's own focus curve peaks (0 = no evidence, its
-            depth came from the surroundings); None where a method has no such measure.
-        units: ``"m"``, ``"frame_index"`` (classic without focus distances) or ``"relative"`` (a learned model
-            without focus distances).
-        aif: HxWx3 float32 all-in-focus image in [0, 1], when it was asked for.
-        info: how the result was made, for the record (JSON-ready): a method's resolved options (the windows and
-            fill scale the classic method picked for this image), the alignment, ...
-    """
-
-    depth: np.ndarray
-    confidence: np.ndarray | None
-    units: str
-    aif: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
-
-    @property
-    def metric(self) -> bool:
-        return self.units == "m"
 
 
 def positions_from_distances(distances_m: Sequence[float] | None, n: int) -> np.ndarray:

@@ -27,8 +27,8 @@ from pathlib import Path
 from focalcli.errors import OutputError
 
 __all__ = ["PARTIAL_MARKER", "atomic_folder", "atomic_path", "atomic_paths", "check_output", "check_output_folder",
-           "check_writable", "defer_interrupts", "existing_ancestor", "partial_folder", "remove_partial_folders",
-           "write_error"]
+           "check_output_tree", "check_writable", "defer_interrupts", "existing_ancestor", "partial_folder",
+           "remove_partial_folders", "write_error"]
 
 PARTIAL_MARKER = ".focal-partial"  # a file inside every staging folder focal makes: only those are ever cleaned up
 
@@ -205,6 +205,30 @@ def _untemp(text: str, tmps: Sequence[Path], targets: Sequence[Path]) -> str:
         nested = re.escape(str(tmp.parent / f".{tmp.stem}.")) + r"[^/\s]*" + re.escape(tmp.suffix)
         text = re.sub(nested, lambda _m, p=p: str(p), text).replace(str(tmp), str(p))
     return text
+
+
+def check_output_tree(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Validate a folder that outputs are written into one by one (a batch's output tree, a ``focal synth`` set, a
+    training run) before any work is done: it may exist already, or be made later with its missing parents.
+
+    Args:
+        path: the folder.
+        inputs: input folders it must not be (it may lie inside one: the batch's own output is skipped when read).
+
+    Returns:
+        The path as a ``Path``.
+
+    Raises:
+        OutputError: a file stands where the folder (or a folder above it) should be, the folder is an input, or the
+            nearest existing folder is not writable.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{p}: exists and is not a folder")
+    if any(Path(q).resolve() == p.resolve() for q in inputs):
+        raise OutputError(f"{p}: is the input folder; choose another output folder")
+    check_writable(p if p.is_dir() else existing_ancestor(p))
+    return p
 
 
 def check_output_folder(path: str | os.PathLike, *, overwrite: bool,

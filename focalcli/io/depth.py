@@ -1,4 +1,4 @@
-"""Depth maps on disk.
+"""Depth maps in memory (``DepthResult``: what every depth method returns) and on disk.
 
 - ``.npy``: float32, the depth values as they are (metres, or frame-index units when focus distances are unknown).
 - ``.png``: 16-bit unsigned, value = round(depth * 1000) (millimetres for metric depth), 0 = invalid.
@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -19,8 +21,8 @@ from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_path
 from focalcli.io.images import imwrite
 
-__all__ = ["COLORMAPS", "DEPTH_SUFFIXES", "colorbar", "colorize_depth", "preview_range", "read_depth", "write_depth",
-           "write_preview"]
+__all__ = ["COLORMAPS", "DEPTH_SUFFIXES", "DepthResult", "colorbar", "colorize_depth", "preview_range", "read_depth",
+           "valid_depth", "write_depth", "write_preview"]
 
 DEPTH_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 PNG_SCALE = 1000.0  # png value per depth unit (millimetres per metre)
@@ -31,13 +33,49 @@ COLORMAPS = {"turbo": cv2.COLORMAP_TURBO, "viridis": cv2.COLORMAP_VIRIDIS, "magm
 UNIT_LABELS = {"m": "m", "frame_index": "frame", "relative": "relative"}
 
 
+@dataclass
+class DepthResult:
+    """Output of a depth-from-focus method.
+
+    Attributes:
+        depth: HxW float32; metres when ``units == "m"``, else 1-based frame-index units; NaN where there is no
+            estimate (pixels that not every frame of an aligned stack covers).
+        confidence: HxW float32 in [0, 1]; how clearly the pixel's own focus curve peaks (0 = no evidence, its
+            depth came from the surroundings); None where a method has no such measure.
+        units: ``"m"``, ``"frame_index"`` (classic without focus distances) or ``"relative"`` (a learned model
+            without focus distances).
+        aif: HxWx3 float32 all-in-focus image in [0, 1], when it was asked for.
+        info: how the result was made, for the record (JSON-ready): a method's resolved options (the windows and
+            fill scale the classic method picked for this image), the alignment, ...
+    """
+
+    depth: np.ndarray
+    confidence: np.ndarray | None
+    units: str
+    aif: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def metric(self) -> bool:
+        return self.units == "m"
+
+
+def valid_depth(depth):
+    """Where a depth map holds a value: finite and > 0 (0 marks invalid pixels, NaN pixels without an estimate).
+
+    ``depth`` is a numpy array or a torch tensor of any shape (on any device); the mask is of the same kind. Written
+    as ``0 < depth < inf``, which is the same for floats (NaN compares false) and needs no torch import.
+    """
+    return (depth > 0) & (depth < math.inf)
+
+
 def write_depth(path: str | os.PathLike, depth: np.ndarray) -> None:
     """Write an HxW depth map atomically in the format given by the extension (see module docstring).
 
     Non-finite and non-positive values are written as 0 (invalid).
     """
     p = Path(path)
-    d = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
+    d = np.where(valid_depth(depth), depth, 0.0).astype(np.float32)
     suffix = p.suffix.lower()
     with atomic_path(p) as tmp:
         if suffix == ".npy":
@@ -79,7 +117,7 @@ def read_depth(path: str | os.PathLike) -> np.ndarray:
 def preview_range(depth: np.ndarray, confidence: np.ndarray | None = None) -> tuple[float, float]:
     """The automatic preview range: the 1st and 99th percentiles of the valid depth (confident pixels when there
     are enough of them). ``(0, 1)`` when nothing is valid."""
-    valid = np.isfinite(depth) & (depth > 0)
+    valid = valid_depth(depth)
     if not valid.any():
         return 0.0, 1.0
     w = valid if confidence is None else valid & (confidence > 0.3)
@@ -115,7 +153,7 @@ def colorize_depth(depth: np.ndarray, confidence: np.ndarray | None = None, *, c
     Raises:
         ValueError: unknown colour map, or a range with ``near >= far``.
     """
-    valid = np.isfinite(depth) & (depth > 0)
+    valid = valid_depth(depth)
     out = np.zeros((*depth.shape, 3), np.uint8)
     if depth_range is not None and not depth_range[0] < depth_range[1]:
         raise ValueError(f"the depth range must be NEAR,FAR with NEAR < FAR, got {depth_range}")

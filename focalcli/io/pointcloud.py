@@ -15,6 +15,7 @@ import numpy as np
 
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_path
+from focalcli.io.depth import valid_depth
 
 __all__ = ["depth_to_points", "image_distance_m", "read_ply", "write_ply"]
 
@@ -50,7 +51,7 @@ def depth_to_points(depth: np.ndarray, colors: np.ndarray, *, pixels_per_m: floa
     h, w = depth.shape
     v, u = np.mgrid[0:h:step, 0:w:step].astype(np.float32)  # (h', w') each
     z = depth[::step, ::step].astype(np.float32)
-    keep = np.isfinite(z) & (z > 0)
+    keep = valid_depth(z)
     z = z[keep]
     cx, cy = (w - 1) / 2, (h - 1) / 2
     x = (u[keep] - cx) * z / pixels_per_m

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from focalcli.errors import InputError
+from focalcli.io.depth import valid_depth
 from focalcli.io.images import read_image
 
 __all__ = [
@@ -424,6 +425,6 @@ def load_rgbd(scene: RGBDScene) -> RGBDSample:
     if depth.shape != rgb.shape[1:]:
         raise InputError(f"{scene.name}: depth is {depth.shape[1]}x{depth.shape[0]} but rgb is "
                          f"{rgb.shape[2]}x{rgb.shape[1]} ({scene.depth.name}, {scene.rgb.name})")
-    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
+    depth = np.where(valid_depth(depth), depth, 0.0).astype(np.float32)
     return RGBDSample(scene.name, torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)),
                       torch.from_numpy(depth)[None], meta)

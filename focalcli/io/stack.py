@@ -9,6 +9,9 @@ optional ``stack.json``::
 Without ``stack.json`` the frames are the folder's images in natural sort order, and focus distances come from EXIF
 ``SubjectDistance`` when every frame has one. Frames are always ordered by increasing focus distance when distances
 are known.
+
+Code that reads a stack frame by frame takes a ``FrameSource``: a ``FocalStack`` (in memory), a ``StackFolder``
+(decoded from disk when a frame is read) or an ``align.WarpedStack`` (warped when read) alike.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -41,7 +44,10 @@ from focalcli.io.images import (
 __all__ = [
     "Camera",
     "FocalStack",
+    "FrameSource",
     "StackFolder",
+    "as_stack_folder",
+    "covered",
     "find_stack_tree",
     "find_stacks",
     "is_stack_folder",
@@ -70,6 +76,46 @@ class Camera:
 
     def to_json(self) -> dict[str, float]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class FrameSource(Protocol):
+    """The frames of a stack, read one at a time, near to far: what depth, fusion, alignment and model inference
+    read from a stack. ``FocalStack``, ``StackFolder`` and ``align.WarpedStack`` implement it."""
+
+    camera: Camera
+
+    @property
+    def names(self) -> list[str]:
+        """File name of each frame."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` of every frame."""
+
+    @property
+    def bit_depth(self) -> int:
+        """Bit depth of the source images (8 or 16)."""
+
+    @property
+    def streamed(self) -> bool:
+        """True when a frame is decoded (or warped) each time it is read, False when the frames sit in memory."""
+
+    def __len__(self) -> int:
+        """Number of frames."""
+
+    def distances(self) -> list[float] | None:
+        """Focus distance of each frame in metres (increasing), or None when unknown."""
+
+    def frame(self, index: int, native: bool = False) -> np.ndarray:
+        """Frame ``index`` as HxWx3: float32 RGB in [0, 1], or with ``native`` the pixel type it is stored in
+        (uint8/uint16 from files; float32 in memory)."""
+
+    def cover(self, index: int) -> np.ndarray | None:
+        """Which pixels frame ``index`` holds data for (HxW bool; an aligned frame does not cover the borders it was
+        warped away from), or None when it covers every pixel."""
+
+    def frame_path(self, index: int) -> Path | None:
+        """The image file frame ``index`` is decoded from as it is, or None (in memory, or warped)."""
 
 
 @dataclass
@@ -116,6 +162,22 @@ class FocalStack:
         """``(H, W)``."""
         return int(self.frames.shape[2]), int(self.frames.shape[3])
 
+    # --- FrameSource
+    streamed = False
+
+    def distances(self) -> list[float] | None:
+        return None if self.focus_distances_m is None else self.focus_distances_m.double().tolist()
+
+    def frame(self, index: int, native: bool = False) -> np.ndarray:
+        """Frame ``index`` as HxWx3 float32 in [0, 1] (a copy; in memory the native type is float32 too)."""
+        return np.ascontiguousarray(self.frames[index].permute(1, 2, 0).float().cpu().numpy())
+
+    def cover(self, index: int) -> np.ndarray | None:
+        return None if self.coverage is None else self.coverage[index].cpu().numpy()
+
+    def frame_path(self, index: int) -> Path | None:
+        return None
+
 
 @dataclass(frozen=True)
 class StackFolder:
@@ -143,6 +205,26 @@ class StackFolder:
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.frame_paths]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return self.info.height, self.info.width
+
+    @property
+    def bit_depth(self) -> int:
+        return self.info.bit_depth
+
+    streamed = True
+
+    def distances(self) -> list[float] | None:
+        return None if self.focus_distances_m is None else list(self.focus_distances_m)
+
+    def cover(self, index: int) -> np.ndarray | None:
+        return None
+
+    def frame_path(self, index: int) -> Path | None:
+        return self.frame_paths[index]
 
     @property
     def relative_names(self) -> list[str]:
@@ -173,6 +255,21 @@ class StackFolder:
         """Yield ``(name, image HxWx3)`` near to far, decoding one frame at a time (see ``frame``)."""
         for i, p in enumerate(self.frame_paths):
             yield p.name, self.frame(i, native)
+
+
+def as_stack_folder(stack: str | os.PathLike | StackFolder) -> StackFolder:
+    """``stack`` itself when it is a ``StackFolder``, else the scanned folder it names (``scan_stack``)."""
+    return stack if isinstance(stack, StackFolder) else scan_stack(stack)
+
+
+def covered(stack: FrameSource) -> np.ndarray:
+    """HxW bool: the pixels every frame of ``stack`` covers (all of them unless the stack was aligned)."""
+    out = np.ones(stack.size, bool)
+    for i in range(len(stack)):
+        cover = stack.cover(i)
+        if cover is not None:
+            out &= cover
+    return out
 
 
 def natural_key(name: str) -> list[object]:

@@ -8,6 +8,7 @@ depth (B, 1, H, W)``) and are told apart by their config's ``arch``:
 
 Weights files carry the config as JSON; ``config_from_dict`` rebuilds it strictly (unknown keys, wrong types and
 out-of-range values are a ``ConfigError``) through the project's one config builder, ``focalcli.config``.
+``focalcli.models.build.build_model`` turns a config into a network (that module imports torch).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from focalcli.config import build_dataclass
 from focalcli.errors import ConfigError
 
-__all__ = ["ARCHS", "DEFAULT_MODEL", "FocusVolumeConfig", "ModelConfig", "build_model", "config_from_dict",
-           "get_config", "preset_doc", "preset_names"]
+__all__ = ["ARCHS", "DEFAULT_MODEL", "FocusVolumeConfig", "ModelConfig", "config_from_dict", "get_config",
+           "preset_doc", "preset_names"]
 
 
 # Allowed ranges of the numeric ModelConfig fields, (low, high) inclusive. Generous, but a file or TOML value outside
@@ -249,18 +250,3 @@ def get_config(name: str) -> ModelConfig | FocusVolumeConfig:
         raise ConfigError(f"unknown model {name!r}; use one of {', '.join(_PRESETS)}")
     return _PRESETS[name]()
 
-
-def build_model(model):
-    """A freshly initialised network from a preset name or a config (on the default device; move it with ``.to``).
-
-    Raises:
-        ConfigError: unknown preset.
-    """
-    config = get_config(model) if isinstance(model, str) else model
-    if config.arch == "focusvolume":
-        from focalcli.models.focusvolume import FocusVolumeNet
-
-        return FocusVolumeNet(config=config)
-    from focalcli.models.focdepthformer import FocDepthFormer
-
-    return FocDepthFormer(config=config)

@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from focalcli.errors import ConfigError, DeviceError
-from focalcli.models.config import build_model
+from focalcli.models.build import build_model
 from focalcli.models.heads import frame_positions, soft_position
-from focalcli.models.runner import PRECISIONS
-from focalcli.runtime import device_errors, ieee_fp32
+from focalcli.runtime import PRECISIONS, device_errors, ieee_fp32
 
 __all__ = ["COMPILE_MODES", "PRECISIONS", "DepthPrediction", "autocast_context", "compile_mode", "count_parameters",
            "model_units", "parameters_by_part", "predict_depth"]

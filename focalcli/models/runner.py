@@ -26,10 +26,12 @@ import cv2
 import numpy as np
 
 from focalcli.errors import ConfigError, InputError
+from focalcli.io.depth import DepthResult
+from focalcli.io.images import to_float
+from focalcli.io.stack import FrameSource
+from focalcli.runtime import PRECISIONS
 
 __all__ = ["PRECISIONS", "ModelRunner", "working_size"]
-
-PRECISIONS = ("fp32", "bf16", "fp16")
 Progress = Callable[[int, int], None]
 
 
@@ -47,25 +49,10 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def _stack_meta(stack) -> tuple[int, int, int, list[float] | None]:
-    """``(N, H, W, focus distances or None)`` of a ``FocalStack`` or ``StackFolder``."""
-    if hasattr(stack, "frame_paths"):  # a StackFolder: streamed from disk
-        fd = stack.focus_distances_m
-        return len(stack), stack.info.height, stack.info.width, (list(fd) if fd else None)
-    n, _, h, w = stack.frames.shape
-    fd = stack.focus_distances_m
-    return n, h, w, (fd.double().tolist() if fd is not None else None)
-
-
-def _working_frames(stack, size: tuple[int, int]) -> Iterator[np.ndarray]:
+def _working_frames(stack: FrameSource, size: tuple[int, int]) -> Iterator[np.ndarray]:
     """HxWx3 float32 frames in [0, 1] at the working size, near to far, one at a time."""
-    if hasattr(stack, "frame_paths"):
-        for _, img in stack.iter_frames(native=True):
-            scale = 1.0 / np.iinfo(img.dtype).max if img.dtype.kind == "u" else 1.0
-            yield _resize(img.astype(np.float32) * np.float32(scale), size)
-        return
-    for frame in stack.frames:  # (3, H, W) tensors
-        yield _resize(np.ascontiguousarray(frame.permute(1, 2, 0).float().cpu().numpy()), size)
+    for i in range(len(stack)):
+        yield _resize(to_float(stack.frame(i, native=True)), size)
 
 
 def _to_full_size(depth: np.ndarray, size: tuple[int, int], metric: bool) -> np.ndarray:
@@ -92,7 +79,7 @@ class ModelRunner:
     Args:
         model: a torch module (``FocDepthFormer``/``FocusVolumeNet``) or a ``FocusVolumeNumpy``.
         device: torch device for a torch module (ignored by the numpy twin).
-        precision: ``fp32``, ``bf16`` or ``fp16`` (torch only; ``focalcli.models.inference.PRECISIONS``).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (torch only; ``focalcli.runtime.PRECISIONS``).
         max_size: longest side of the working resolution (px).
     """
 
@@ -119,8 +106,8 @@ class ModelRunner:
             return "relative"
         return "frame_index"
 
-    def __call__(self, stack, *, progress: Progress | None = None):
-        """Depth of one stack (a ``FocalStack`` or ``StackFolder``) at the frames' size.
+    def __call__(self, stack: FrameSource, *, progress: Progress | None = None) -> DepthResult:
+        """Depth of one stack (a ``FocalStack``, a ``StackFolder`` or any ``FrameSource``) at the frames' size.
 
         Returns:
             ``DepthResult`` with ``confidence`` = how decided the softmax over frames is (None for the regression
@@ -129,9 +116,7 @@ class ModelRunner:
         Raises:
             InputError: a frame cannot be read, or bad focus distances.
         """
-        from focalcli.focus.depth import DepthResult
-
-        n, H, W, fd = _stack_meta(stack)
+        n, (H, W), fd = len(stack), stack.size, stack.distances()
         if fd is not None and (len(fd) != n or not all(np.isfinite(fd)) or min(fd) <= 0):
             raise InputError(f"focus distances must be {n} positive finite numbers, got {fd}")
         size = working_size(H, W, self.max_size)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
+from focalcli.io.depth import valid_depth
+
 __all__ = [
     "MIN_F_NUMBER",
     "aperture_diameter",
@@ -161,7 +163,7 @@ def schedule_depth_percentiles(
     Raises:
         ValueError: no valid depth.
     """
-    ok = torch.isfinite(depth) & (depth > 0)
+    ok = valid_depth(depth)
     if valid is not None:
         ok &= valid.bool()
     values = depth[ok].double()

@@ -1,4 +1,5 @@
-"""Synthetic focal stacks from RGB-D data and procedural scenes (``focal synth`` and on-the-fly training data).
+"""Rendering synthetic focal stacks from RGB-D data and procedural scenes: the engine that ``focal synth``
+(``focalcli.synthesize``) and the on-the-fly data sources (``focalcli.data.synthetic``) share.
 
 On the fly, in a data loader (CPU or GPU; the device follows the tensors)::
 
@@ -11,14 +12,12 @@ from focalcli.synth.batch import batch_optics, render_batch
 from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
 from focalcli.synth.render import SynthConfig, crop_flip, render_frames, render_sample, render_stack
 from focalcli.synth.sampling import SampleParams, SamplingRanges, fixed_params, parse_schedule, sample_params
-from focalcli.synth.writer import SynthJob, synthesize
 
 __all__ = [
     "DeadLeavesConfig",
     "SampleParams",
     "SamplingRanges",
     "SynthConfig",
-    "SynthJob",
     "batch_optics",
     "crop_flip",
     "dead_leaves",
@@ -29,5 +28,4 @@ __all__ = [
     "render_sample",
     "render_stack",
     "sample_params",
-    "synthesize",
 ]

@@ -5,17 +5,28 @@ density ~ r^-3) are stacked far to near over a textured background plane. Each s
 with its own texture, cut, scaled and rotated from a pool of real images (or from procedural noise when no pool is
 given). Masks are binary, so colour and depth edges coincide exactly: sharp occlusion boundaries with known depth.
 Everything is drawn from a passed ``torch.Generator``; the same seed gives the same scene.
+
+The texture pool (``pick_textures``, ``load_textures``) is the same for ``focal synth --procedural`` and the
+on-the-fly ``procedural`` training source: a few RGB-D scenes spread over the set, each kept up to
+``TEXTURE_SIDE`` px.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DeadLeavesConfig", "dead_leaves", "noise_texture"]
+from focalcli.io.rgbd import RGBDScene, load_rgbd
+
+__all__ = ["TEXTURE_COUNT", "TEXTURE_SIDE", "DeadLeavesConfig", "dead_leaves", "load_textures", "noise_texture",
+           "pick_textures"]
+
+TEXTURE_COUNT = 12  # a texture pool holds at most this many images (enough variety; each is decoded once per process)
+TEXTURE_SIDE = 640  # textures keep their native detail up to this long side (px): about the training resolution
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,26 @@ def noise_texture(generator: torch.Generator, height: int, width: int) -> torch.
     contrast = 0.05 + 0.2 * _rand(generator)  # from faint to strong texture
     out = base + contrast * out / out.std().clamp_min(1e-6)
     return out.clamp(0, 1).float()
+
+
+def pick_textures(scenes: Sequence[RGBDScene], count: int = TEXTURE_COUNT) -> list[RGBDScene]:
+    """Up to ``count`` scenes spread evenly over ``scenes`` (in their order): the images a texture pool is cut from."""
+    return list(scenes)[:: max(1, len(scenes) // count)][:count]
+
+
+def load_textures(scenes: Sequence[RGBDScene]) -> list[torch.Tensor]:
+    """The sRGB images (3, h, w) in [0, 1] of ``scenes``, shrunk (bilinear, antialiased) to at most
+    ``TEXTURE_SIDE`` px on the long side; never enlarged."""
+    out = []
+    for scene in scenes:
+        rgb = load_rgbd(scene).rgb
+        h, w = rgb.shape[-2:]
+        if max(h, w) > TEXTURE_SIDE:
+            scale = TEXTURE_SIDE / max(h, w)
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            rgb = F.interpolate(rgb[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+        out.append(rgb.clamp(0, 1))
+    return out
 
 
 def _shape_mask(kind: int, xx: torch.Tensor, yy: torch.Tensor, cx: float, cy: float, r: float, angle: float,

@@ -17,13 +17,14 @@ import torch.nn.functional as F
 
 from focalcli.checks import check_shape
 from focalcli.errors import ConfigError, InputError
+from focalcli.io.depth import valid_depth
 from focalcli.io.stack import Camera, FocalStack
 from focalcli.optics.defocus import PSFS, linear_to_srgb, render_defocus, srgb_to_linear
 from focalcli.optics.thinlens import MIN_F_NUMBER, coc_gain
 from focalcli.synth.sampling import SampleParams
 
 __all__ = ["SynthConfig", "add_sensor_noise", "crop_flip", "fill_depth", "max_blur_px", "render_frames",
-           "render_sample", "render_stack", "valid_depth"]
+           "render_sample", "render_stack"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,6 @@ class SynthConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def valid_depth(depth: torch.Tensor) -> torch.Tensor:
-    """Mask of usable depth values (finite and > 0)."""
-    return torch.isfinite(depth) & (depth > 0)
 
 
 def fill_depth(depth: torch.Tensor) -> torch.Tensor:

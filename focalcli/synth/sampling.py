@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from focalcli.errors import ConfigError, InputError
+from focalcli.io.depth import valid_depth
 from focalcli.io.stack import Camera
 from focalcli.optics import thinlens
 
@@ -92,7 +93,7 @@ def focus_schedule(
         InputError: the depth map has no valid values.
         ConfigError: ``random`` without a generator.
     """
-    valid = torch.isfinite(depth) & (depth > 0)
+    valid = valid_depth(depth)
     if not bool(valid.any()):
         raise InputError("depth map has no valid values (all 0, negative or NaN)")
     if schedule.kind == "list":
@@ -206,7 +207,7 @@ def agnostic_schedule(
     beyond either end. They are redrawn (up to ``tries`` times) until they overlap the scene's 5-95 % depth range, so
     the stack sees at least part of the scene in focus.
     """
-    valid = torch.isfinite(depth) & (depth > 0)
+    valid = valid_depth(depth)
     values = depth[valid].double()
     lo, hi = (float(v) for v in torch.quantile(values[:: max(1, values.numel() >> 20)],
                                                torch.tensor([0.05, 0.95], dtype=torch.float64)))

@@ -22,23 +22,14 @@ import numpy as np
 import torch
 
 from focalcli.errors import ConfigError, ModelFileError
-from focalcli.io.atomic import atomic_path
+from focalcli.io.atomic import atomic_path, check_output
+from focalcli.train.config import build_train_model, config_from_dict
+from focalcli.weights import export_model, unwrap_model
 
 __all__ = ["CHECKPOINT_FORMAT", "export_checkpoint", "load_checkpoint", "restore_rng", "restore_training_state",
            "rng_state", "run_folder_guard", "save_checkpoint", "unwrap_model"]
 
 CHECKPOINT_FORMAT = "focal-train-checkpoint/1"
-
-
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while True:
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def rng_state() -> dict:
@@ -212,10 +203,6 @@ def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike, *, overwr
             fit the checkpoint's own config.
         OutputError: ``out`` exists (without ``overwrite``), has the wrong extension or no folder.
     """
-    from focalcli.io.atomic import check_output
-    from focalcli.train.loop import build_train_model, config_from_dict
-    from focalcli.weights import export_model
-
     check_output(out, overwrite=overwrite, suffixes=(".safetensors",))
     state = load_checkpoint(path)
     try:

@@ -9,12 +9,12 @@ Several GPUs (DDP, one process per GPU; ``--batch-size`` is the global batch)::
     torchrun --nproc_per_node 4 -m focalcli train --data ddff:ddff.h5 --model focdepthformer-small --out runs/b
 
 DDP is on only when torchrun's ``RANK`` is set; rank 0 alone logs, validates and saves. The training sample at
-(step, j) depends only on (seed, step, j) (``focalcli.train.data.mixture``) and the global RNG is reseeded from
+(step, j) depends only on (seed, step, j) (``focalcli.train.mixture``) and the global RNG is reseeded from
 (seed, step, rank) at every step, so ``--resume`` continues exactly where a killed run stopped.
 
 Synthetic stacks (``synth:DIR``, ``procedural``) are rendered by the loader workers or, with ``render = "device"``
 (the default on CUDA), on the training device: the workers only decode, crop and draw each sample's parameters, and
-the batch is rendered in one call before the model step (``train.data.prepared``). Both give the same samples.
+the batch is rendered in one call before the model step (``data.prepared``). Both give the same samples.
 
 A run folder holds ``config.json`` (the resolved config), ``log.jsonl`` (one record per logged step and per
 validation), ``last.pt`` and ``best.pt`` (resume checkpoints; ``focal export`` turns one into safetensors).
@@ -26,96 +26,36 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
-from focalcli.errors import ConfigError, OutputError
-from focalcli.io.atomic import atomic_path, check_writable, existing_ancestor
-from focalcli.train.losses import LOSSES
+from focalcli.config import build_dataclass
+from focalcli.data import build_source, collate_samples, is_prepared, parse_data_spec, render_prepared, sample_generator
+from focalcli.errors import ConfigError, ModelFileError, OutputError
+from focalcli.evaluation.evaluate import default_protocol, evaluate, model_predictor
+from focalcli.io.atomic import atomic_path, check_output_tree
+from focalcli.runtime import resolve_device, seed_everything
+from focalcli.train.augment import AugmentOptions
+from focalcli.train.checkpoint import (
+    load_checkpoint,
+    restore_training_state,
+    run_folder_guard,
+    save_checkpoint,
+    unwrap_model,
+)
+from focalcli.train.config import RUNTIME_KEYS, TrainConfig, build_train_model
+from focalcli.train.distributed import barrier, dist_info, init_distributed, shutdown_distributed
+from focalcli.train.losses import frame_cross_entropy, get_loss
+from focalcli.train.mixture import MixtureDataset, StepBatchSampler
+from focalcli.train.schedule import lr_at
+from focalcli.weights import load_model
 
-__all__ = ["RUNTIME_KEYS", "TrainConfig", "build_train_model", "config_from_dict", "train"]
+__all__ = ["train"]
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (``focal train`` options or a TOML file with these keys)."""
-
-    data: tuple[str, ...] = ("procedural",)  # training sources, KIND:PATH[:WEIGHT] (see train.data)
-    val_data: tuple[str, ...] = ()  # validation sets; () = the evaluation split of each training source
-    model: str = "focusvolume"  # model preset (focal models lists them)
-    model_options: dict = field(default_factory=dict)  # config fields overriding the preset's
-    init: str = ""  # start from these weights (a .safetensors file from focal export of the same architecture)
-    synth_options: dict = field(default_factory=dict)  # options of the on-the-fly synthetic sources
-    augment: dict = field(default_factory=dict)  # training augmentation (train.data.augment.AugmentOptions)
-    steps: int = 2000  # optimiser steps in all
-    batch_size: int = 4  # global batch (split across DDP ranks)
-    crop: int = 256  # training crop side, px (a window of a virtual image: see train.data.synthetic)
-    frames_min: int = 2  # fewest frames per stack (drawn per step)
-    frames_max: int = 16  # most frames per stack
-    loss: str = "silog-grad"  # silog-grad (chosen by measurement), diopter-l1 (scale-fair L1) or mse-laplacian (paper)
-    alpha: float = 0.2  # weight of the Laplacian-variance term (mse-laplacian)
-    frame_ce: float = 0.2  # weight of the two-hot cross-entropy on the frame weights (soft-choice heads)
-    lr: float = 3e-4  # peak learning rate (AdamW)
-    min_lr: float = 3e-5  # learning rate at the end of the cosine decay
-    warmup_steps: int = 100  # linear warm-up steps
-    weight_decay: float = 0.05  # AdamW weight decay on matrices and kernels (not on biases and norms)
-    grad_clip: float = 1.0  # max gradient norm (0 = off)
-    val_every: int = 200  # validate every K steps (and at the end); 0 = only at the end
-    val_stacks: int = 16  # stacks scored per validation set
-    save_every: int = 100  # write last.pt every K steps (and at every validation and the end)
-    log_every: int = 10  # write a log.jsonl record every K steps
-    workers: int = 2  # data-loader worker processes per rank
-    render: str = "auto"  # synthetic stacks rendered by the loader workers or on the device; auto = device on CUDA
-    seed: int = 0  # seeds model init, data and augmentation
-    device: str = "auto"  # auto, cpu, cuda, cuda:K
-    amp: bool = True  # bf16 autocast on CUDA devices that support it (CPU always runs float32)
-    max_size: int = 512  # validation runs the model as focal predict does, at this working resolution
-
-    def __post_init__(self):
-        problems = [f"{k} must be >= 1" for k in ("steps", "batch_size", "crop", "frames_min", "log_every")
-                    if getattr(self, k) < 1]
-        problems += [f"{k} must be >= 0" for k in ("warmup_steps", "val_every", "save_every", "workers", "grad_clip",
-                                                   "weight_decay", "val_stacks", "alpha", "frame_ce")
-                     if getattr(self, k) < 0]
-        if self.frames_max < self.frames_min:
-            problems.append("frames_max must be >= frames_min")
-        if not self.data:
-            problems.append("give at least one training source (--data)")
-        if self.loss not in LOSSES:
-            problems.append(f"unknown loss {self.loss!r} (use {', '.join(LOSSES)})")
-        if self.render not in ("auto", "workers", "device"):
-            problems.append(f"render must be auto, workers or device, got {self.render!r}")
-        if self.max_size < 32:
-            problems.append("max_size must be >= 32")
-        if not (self.lr > 0 and self.min_lr >= 0):
-            problems.append("lr must be > 0 and min_lr >= 0")
-        if problems:
-            raise ConfigError("training config: " + "; ".join(problems))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-# Keys that may change when a run is resumed (they do not change what is trained). ``render`` is one: both modes
-# render the same samples (to float rounding, like ``device``; tests/test_train_data_prepared.py).
-RUNTIME_KEYS = frozenset({"steps", "val_every", "val_stacks", "save_every", "log_every", "workers", "device",
-                          "render"})
 Progress = Callable[[int, int, dict], None]  # (steps done, total, {"loss", "lr", "samples_per_s"})
-
-
-def build_train_model(cfg: TrainConfig):
-    """A fresh model as ``cfg`` names it: the preset ``cfg.model`` with ``cfg.model_options`` applied."""
-    from focalcli.models.config import build_model, config_from_dict, get_config
-    from focalcli.weights import check_model_size
-
-    config = get_config(cfg.model)
-    if cfg.model_options:
-        config = config_from_dict({**config.to_dict(), **cfg.model_options}, where="model_options")
-    check_model_size(lambda: build_model(config), f"model {cfg.model}")  # before anything is allocated
-    return build_model(config)
 
 
 def _load_init(model: torch.nn.Module, path: str) -> None:
@@ -124,9 +64,6 @@ def _load_init(model: torch.nn.Module, path: str) -> None:
     Raises:
         ModelFileError: not a focal model file, or one of another architecture or size.
     """
-    from focalcli.errors import ModelFileError
-    from focalcli.weights import load_model
-
     source = load_model(path)
     if source.config.to_dict() | {"name": ""} != model.config.to_dict() | {"name": ""}:
         raise ModelFileError(f"{path}: its model config differs from this run's ({model.config.name}); --init needs "
@@ -142,9 +79,6 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 
 
 def _validation_sets(cfg: TrainConfig) -> list[tuple[str, object, str]]:
-    from focalcli.evaluation.evaluate import default_protocol
-    from focalcli.train.data import build_source, parse_data_spec
-
     specs = [parse_data_spec(s) for s in (cfg.val_data or cfg.data)]
     return [(str(s), build_source(s, train=False, synth_options=cfg.synth_options), default_protocol(s.kind))
             for s in specs]
@@ -154,8 +88,6 @@ def _validation_sets(cfg: TrainConfig) -> list[tuple[str, object, str]]:
 def _validate(model, val_sets, cfg: TrainConfig, device) -> dict:
     """Score ``model`` on the validation sets exactly as ``focal eval`` scores a shipped model (working
     resolution ``cfg.max_size``, inverse-depth resizing: ``models.runner.ModelRunner``)."""
-    from focalcli.evaluation.evaluate import evaluate, model_predictor
-
     was_training = model.training
     out = {}
     predictor = model_predictor(model, device, max_size=cfg.max_size)
@@ -168,10 +100,7 @@ def _validate(model, val_sets, cfg: TrainConfig, device) -> dict:
 
 def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite: bool):
     """Create or check the run folder; on resume return the checkpoint to continue from."""
-    from focalcli.train.checkpoint import load_checkpoint
-
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputError(f"{run_dir}: exists and is not a folder")
+    check_output_tree(run_dir)
     if resume:
         state = load_checkpoint(run_dir / "last.pt")
         saved = state["config"]
@@ -179,9 +108,7 @@ def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, *, resume: bool, overwrite
         if changed:
             raise ConfigError(f"{run_dir}: cannot resume with a different {', '.join(changed)} (only "
                               f"{', '.join(sorted(RUNTIME_KEYS))} may change)")
-        check_writable(run_dir)
         return state
-    check_writable(run_dir if run_dir.is_dir() else existing_ancestor(run_dir))
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise OutputError(f"{run_dir}: not empty (use --resume to continue that run or --overwrite to start over)")
     run_dir.mkdir(parents=True, exist_ok=True)  # missing parents too (run_folder_guard removes them on failure)
@@ -236,9 +163,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
     Raises:
         ConfigError, InputError, OutputError, ModelFileError: bad config, data, run folder or checkpoint.
     """
-    from focalcli.train.checkpoint import run_folder_guard
-    from focalcli.train.distributed import dist_info
-
     with run_folder_guard(Path(run_dir), resume=resume, main=dist_info().is_main):
         return _train(cfg, Path(run_dir), resume=resume, overwrite=overwrite, progress=progress, on_step=on_step,
                       logger=logger, on_phase=on_phase)
@@ -247,27 +171,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, overwr
 def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, progress: Progress | None,
            on_step: Callable[[int, float], None] | None, logger=None,
            on_phase: Callable[[str], None] | None = None) -> dict:
-    from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader
-
-    from focalcli.config import build_dataclass
-    from focalcli.runtime import resolve_device, seed_everything
-    from focalcli.train.checkpoint import restore_training_state, save_checkpoint, unwrap_model
-    from focalcli.train.data import (
-        AugmentOptions,
-        MixtureDataset,
-        StepBatchSampler,
-        build_source,
-        collate_samples,
-        is_prepared,
-        parse_data_spec,
-        render_prepared,
-        sample_generator,
-    )
-    from focalcli.train.distributed import barrier, dist_info, init_distributed, shutdown_distributed
-    from focalcli.train.losses import frame_cross_entropy, get_loss
-    from focalcli.train.schedule import lr_at
-
     # --- processes, devices, run folder
     info = dist_info()
     device = init_distributed(info, resolve_device(cfg.device))
@@ -391,9 +294,3 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, overwrite: bool, pr
             else best, "run_dir": str(run_dir), "seconds": round(time.perf_counter() - t_start, 2), "render": render,
             "last": str(run_dir / "last.pt"), "best": str(run_dir / "best.pt") if not math.isinf(best) else None}
 
-
-def config_from_dict(*layers: dict, where: str = "training config") -> TrainConfig:
-    """A ``TrainConfig`` from dict layers (later wins); unknown keys and wrong types raise ``ConfigError``."""
-    from focalcli.config import build_dataclass
-
-    return build_dataclass(TrainConfig, *layers, where=where)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from focalcli.checks import check_shape
 from focalcli.errors import ConfigError, ShapeError
+from focalcli.io.depth import valid_depth
 
 __all__ = ["LOSSES", "diopter_l1_loss", "frame_cross_entropy", "get_loss", "laplacian", "mse_laplacian_loss",
            "silog_gradient_loss", "valid_mask"]
@@ -43,8 +44,8 @@ _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def valid_mask(gt: torch.Tensor) -> torch.Tensor:
-    """Pixels with usable ground truth: finite and > 0."""
-    return torch.isfinite(gt) & (gt > 0)
+    """Pixels with usable ground truth: finite and > 0 (``io.depth.valid_depth``)."""
+    return valid_depth(gt)
 
 
 def laplacian(x: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ def build_template(root: Path) -> Path:
     from focalcli.io.images import write_image
     from focalcli.models import ModelConfig, build_model
     from focalcli.train.checkpoint import save_checkpoint
-    from focalcli.train.loop import TrainConfig
+    from focalcli.train.config import TrainConfig
     from focalcli.weights import export_model
     from tests import synthetic
     from tests.conftest import write_frames

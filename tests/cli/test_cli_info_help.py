@@ -89,16 +89,16 @@ def test_help_lists_the_choices_and_completion_is_offered():
 
 
 def test_train_help_shows_every_default():
-    from focalcli.cli.train import DEFAULTS
-    from focalcli.train.loop import TrainConfig
+    """The defaults --help shows are TrainConfig's own (read from the dataclass, not a copy)."""
+    from focalcli.train.config import TrainConfig
 
     cfg = TrainConfig()
-    for key, value in DEFAULTS.items():
-        expected = cfg.data[0] if key == "data" else getattr(cfg, key)
-        assert value == expected, key
     text = " ".join(run("train", "--help").stdout.split())
-    for key in ("steps", "batch_size", "crop", "val_every", "workers"):
-        assert f"[default: ({DEFAULTS[key]})]" in text, key
+    for key in ("data", "model", "steps", "batch_size", "crop", "lr", "loss", "val_every", "workers", "render", "seed",
+                "device"):
+        value = getattr(cfg, key)
+        shown = ", ".join(value) if isinstance(value, tuple) else str(value)
+        assert f"[default: ({shown})]" in text, key
     assert "diopter-l1|mse-laplacian|silog-grad" in text and "tensorboard|wandb" in text
 
 
@@ -107,8 +107,9 @@ def test_choices_match_the_library():
     from focalcli.cli import choices
     from focalcli.focus.measures import MEASURES
     from focalcli.io.depth import COLORMAPS, DEPTH_SUFFIXES
-    from focalcli.models.runner import PRECISIONS
     from focalcli.predict import ALIGN_MODES, METHODS
+    from focalcli.runtime import PRECISIONS
+    from focalcli.train.config import LOSS_NAMES
     from focalcli.train.loggers import BACKENDS
     from focalcli.train.losses import LOSSES
 
@@ -121,7 +122,7 @@ def test_choices_match_the_library():
     assert values(choices.Precision) == list(PRECISIONS)
     assert values(choices.ColorMap) == list(COLORMAPS)
     assert values(choices.MotionModel) == list(MODELS)
-    assert values(choices.Loss) == list(LOSSES)
+    assert values(choices.Loss) == list(LOSSES) == list(LOSS_NAMES)
     assert values(choices.LogBackend) == list(BACKENDS)
     assert {f".{v}" for v in values(choices.DepthFormat)} == set(DEPTH_SUFFIXES)
 

@@ -133,14 +133,9 @@ def test_render_batch_on_cuda_equals_cpu_render_sample():
 def test_training_samples_rendered_on_cuda_equal_the_cpu_workers(tmp_path):
     """render = device on CUDA: a batch the workers prepared and the GPU renders equals the batch CPU workers render
     (render = workers), for RGB-D and procedural scenes, layered and gather, before and after 8-bit quantisation."""
-    from focalcli.train.data import (
-        AugmentOptions,
-        MixtureDataset,
-        build_source,
-        collate_samples,
-        parse_data_spec,
-        render_prepared,
-    )
+    from focalcli.data import build_source, collate_samples, parse_data_spec, render_prepared
+    from focalcli.train.augment import AugmentOptions
+    from focalcli.train.mixture import MixtureDataset
     from tests.test_train_data_synthetic import write_rgbd
 
     root = write_rgbd(tmp_path / "rgbd", h=96, w=128)

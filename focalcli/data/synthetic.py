@@ -3,8 +3,8 @@
 - ``synth:DIR``: the RGB-D scenes under DIR (``focalcli.io.rgbd.find_rgbd``). Every ``holdout``-th scene (in name
   order, starting with the first) is held out: never drawn for training, and the evaluation set is made of them.
 - ``procedural``: dead-leaves scenes (``focalcli.synth.procedural``), textured with the training scenes of
-  ``texture_dir`` when given (held-out scenes are never used as textures), else procedural noise. Training and
-  evaluation scenes come from unrelated seed streams.
+  ``texture_dir`` when given (``synth.procedural.pick_textures``; held-out scenes are never used as textures), else
+  procedural noise. Training and evaluation scenes come from unrelated seed streams.
 
 A training sample is a window (``size``, e.g. 256 px) of a *virtual image* whose width is drawn per sample
 (``image_width_px``, around the model's working resolution): an RGB-D scene is resized to that width (never below
@@ -12,7 +12,7 @@ the window) and cropped, a procedural scene is drawn at the window's size; the p
 the virtual width, so the window shows the blur a camera records at that resolution (``synth.sampling``). Camera,
 focus schedule, PSF, exposure, colour gains and flip come from the passed generator. ``prepare`` stops before
 rendering (the CPU half, in a loader worker); the training augmentation then rotates the scene and fixes the sensor
-noise, and the sample is rendered in the worker or on the training device (``train.data.prepared``). ``draw``
+noise, and the sample is rendered in the worker or on the training device (``data.prepared``). ``draw``
 renders a prepared sample at once, noise-free and in float.
 
 Evaluation items are deterministic and look like use: the scene at up to ``eval_size`` px on its long side (a
@@ -29,17 +29,21 @@ import torch
 import torch.nn.functional as F
 
 from focalcli.config import build_dataclass
+from focalcli.data.base import pick, sample_generator
+from focalcli.data.prepared import render_one, with_noise
 from focalcli.errors import ConfigError, InputError
+from focalcli.io.depth import valid_depth
+from focalcli.io.rgbd import find_rgbd, load_rgbd, split_scenes
 from focalcli.io.stack import Camera
-from focalcli.optics.thinlens import MIN_F_NUMBER
-from focalcli.train.data.base import pick, sample_generator
+from focalcli.optics.thinlens import MIN_F_NUMBER, pixel_pitch_um
+from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves, load_textures, pick_textures
+from focalcli.synth.render import SynthConfig, crop_flip, render_sample
+from focalcli.synth.sampling import SamplingRanges, fixed_params, parse_schedule, sample_params
 
 __all__ = ["SyntheticOptions", "synthetic_source"]
 
 _EVAL_STREAM = 0x5EED_E7A1  # seed key of procedural evaluation scenes (training uses the run's seed)
 _CROP_TRIES = 20  # RGB-D crops drawn before giving up on finding enough valid depth
-_TEXTURES = 12  # procedural textures: at most this many training scenes
-_TEXTURE_SIDE = 640  # textures keep their native detail up to this long side (px)
 _CACHE_SIDE = 1280  # RGB-D scenes are cached at most this large (long side, px)
 
 
@@ -105,8 +109,6 @@ def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
 def _keep(scenes: list, holdout: int, exclude: tuple[str, ...], train: bool) -> list:
     """The training (``train``) or held-out scenes (``io.rgbd.split_scenes``; all of them without a holdout),
     without excluded names."""
-    from focalcli.io.rgbd import split_scenes
-
     training, held = split_scenes(scenes, holdout)
     chosen = training if train else (held if holdout else scenes)
     return [s for s in chosen if not any(x in s.name for x in exclude)]
@@ -126,8 +128,6 @@ class SyntheticSource:
     # --- scenes
     def _scene(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Scene ``index`` as (sRGB (3, H, W), depth (1, H, W)), decoded once per process at a bounded size."""
-        from focalcli.io.rgbd import load_rgbd
-
         scene = self.scenes[index]
         if scene.name not in self._cache:
             s = load_rgbd(scene)
@@ -142,27 +142,13 @@ class SyntheticSource:
 
     def _texture_pool(self) -> list[torch.Tensor] | None:
         if self._textures is None:
-            self._textures = [self._scene_rgb(s) for s in self._texture_scenes]
+            self._textures = load_textures(self._texture_scenes)
         return self._textures or None
 
-    @staticmethod
-    def _scene_rgb(scene) -> torch.Tensor:
-        from focalcli.io.rgbd import load_rgbd
-
-        rgb = load_rgbd(scene).rgb
-        h, w = rgb.shape[-2:]
-        if max(h, w) > _TEXTURE_SIDE:
-            rgb = _fit(rgb, torch.zeros(1, h, w), _scaled(h, w, _TEXTURE_SIDE / max(h, w)))[0]
-        return rgb
-
     def _procedural(self, g: torch.Generator, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
-
         return dead_leaves(g, h, w, self._texture_pool(), DeadLeavesConfig(shapes=self.options.shapes))
 
     def _render(self, rgb, depth, params, g, *, method: str, noise: bool) -> dict:
-        from focalcli.synth.render import SynthConfig, render_sample
-
         if not noise:
             params = replace(params, shot_noise=0.0, read_noise=0.0)
         config = SynthConfig(method=method, bit_depth=8 if noise else 0)
@@ -179,9 +165,6 @@ class SyntheticSource:
         return dict(self._items[index])
 
     def _render_item(self, index: int) -> dict:
-        from focalcli.optics.thinlens import pixel_pitch_um
-        from focalcli.synth.sampling import fixed_params, parse_schedule
-
         o, size = self.options, self.options.eval_size
         if self.scenes is None:
             rgb, depth = self._procedural(sample_generator(_EVAL_STREAM, index), size * 3 // 4, size)
@@ -202,18 +185,13 @@ class SyntheticSource:
 
     def draw(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None) -> dict:
         """A noise-free float training stack of ``n_frames`` (default 5) frames, ``size`` px, at a random virtual
-        width: ``prepare`` rendered on the CPU without augmentation."""
-        from focalcli.train.data.augment import augment_prepared
-        from focalcli.train.data.prepared import render_one
-
-        return render_one(augment_prepared(self.prepare(g, size, n_frames), g, None))
+        width: ``prepare`` rendered on the CPU without augmentation (no noise, float frames)."""
+        return render_one(with_noise(self.prepare(g, size, n_frames), g))
 
     def prepare(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None) -> dict:
-        """The CPU half of a training sample (``train.data.prepared``): ``rgb`` (3, H, W) and ``depth`` (1, H, W)
+        """The CPU half of a training sample (``data.prepared``): ``rgb`` (3, H, W) and ``depth`` (1, H, W)
         cropped and flipped, the ``params`` left to render (colour gains, optics, PSF, exposure; crop and flip
         done) and the render ``method`` (drawn per sample when ``render_method`` is ``mixed``)."""
-        from focalcli.synth.render import crop_flip, valid_depth
-
         params, rgb, depth = self.draw_params(g, size, n_frames)
         method = self.options.render_method
         if method == "mixed":
@@ -225,8 +203,6 @@ class SyntheticSource:
 
     def draw_params(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None):
         """``(SampleParams, rgb (3, h, w), depth (1, h, w))`` of a training sample, before rendering."""
-        from focalcli.synth.sampling import SamplingRanges, sample_params
-
         o = self.options
         ch, cw = size
         n = n_frames or 5
@@ -266,8 +242,6 @@ def synthetic_source(kind: str, path: str | None, *, train: bool, **options) -> 
         ConfigError: unknown or ill-typed options.
         InputError: DIR holds no RGB-D scene, or none is left for training or evaluation.
     """
-    from focalcli.io.rgbd import find_rgbd
-
     o = build_dataclass(SyntheticOptions, options, where="synth_options")
     if o.render_method not in ("layered", "gather", "mixed") or o.holdout < 0 or o.eval_size < 8 \
             or o.eval_frames < 1:
@@ -278,8 +252,7 @@ def synthetic_source(kind: str, path: str | None, *, train: bool, **options) -> 
     if kind == "procedural":
         textures = []
         if o.texture_dir:
-            found = _keep(find_rgbd(o.texture_dir), o.holdout, o.exclude, train=True)
-            textures = found[:: max(1, len(found) // _TEXTURES)][:_TEXTURES]
+            textures = pick_textures(_keep(find_rgbd(o.texture_dir), o.holdout, o.exclude, train=True))
         return SyntheticSource("procedural", None, o, train, textures)
     scenes = _keep(find_rgbd(path), o.holdout, o.exclude, train)
     if not scenes:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from focalcli.data.base import pick, random_crop_flip
 from focalcli.errors import InputError
-from focalcli.train.data.base import pick, random_crop_flip
 
 __all__ = ["DDFF_BASELINE_FOCAL", "DDFFSource", "ddff_focus_distances"]
 
@@ -25,8 +25,6 @@ DDFF_NEAR_M, DDFF_FAR_M, DDFF_PLANES = 0.5, 7.0, 10
 def ddff_focus_distances() -> torch.Tensor:
     """The 10 DDFF-12 focus distances in metres, near to far (uniform in diopters from 0.5 m to 7 m)."""
     return 1.0 / torch.linspace(1.0 / DDFF_NEAR_M, 1.0 / DDFF_FAR_M, DDFF_PLANES, dtype=torch.float64)
-
-
 
 
 class DDFFSource:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
+from focalcli.data.base import pick, random_crop_flip
 from focalcli.errors import InputError
+from focalcli.io.depth import valid_depth
 from focalcli.io.exr import read_exr
 from focalcli.io.images import read_image
 from focalcli.io.stack import natural_key
-from focalcli.train.data.base import pick, random_crop_flip
 
 __all__ = ["FOD500_FOCUS_M", "FOD500_TRAIN_SCENES", "FoD500Source"]
 
@@ -71,7 +72,7 @@ class FoD500Source:
         d = torch.from_numpy(read_exr(depth_path))
         if tuple(d.shape) != tuple(frames.shape[2:]):
             raise InputError(f"{depth_path}: depth {tuple(d.shape)} differs from the frames' {tuple(frames.shape[2:])}")
-        depth = torch.where(torch.isfinite(d) & (d > 0), d, torch.zeros(()))[None]  # (1, H, W)
+        depth = torch.where(valid_depth(d), d, torch.zeros(()))[None]  # (1, H, W)
         return {"frames": frames, "focus_distances_m": self._focus.clone(), "depth": depth, "name": depth_path.stem}
 
     def draw(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None = None) -> dict:

@@ -10,8 +10,9 @@ plus ``name`` (str) for evaluation items. Sources are deterministic: ``item(i)``
 sample and ``draw(g, ...)`` depends only on the generator's state, so a sample is a function of (seed, index) whatever
 the worker or rank that builds it.
 
-Synthetic sources also have ``prepare(g, size, n_frames)``: the sample before rendering (``train.data.prepared``),
-which the training mixture augments and renders in the loader worker or on the training device.
+Synthetic sources also have ``prepare(g, size, n_frames)``: the sample before rendering (``data.prepared``),
+which the training mixture (``focalcli.train.mixture``) augments and renders in the loader worker or on the
+training device.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from focalcli.errors import InputError
 
-__all__ = ["Source", "pick", "random_crop_flip", "sample_generator"]
+__all__ = ["Source", "pick", "random_crop_flip", "sample_generator", "subset_indices"]
 
 
 class Source(Protocol):
@@ -76,3 +77,14 @@ def random_crop_flip(sample: dict, size: tuple[int, int], g: torch.Generator) ->
 def pick(g: torch.Generator, n: int) -> int:
     """A uniform index in ``[0, n)`` drawn with ``g``."""
     return int(torch.randint(0, n, (1,), generator=g))
+
+
+def subset_indices(total: int, n: int, g: torch.Generator) -> list[int]:
+    """Which ``n`` of ``total`` frames make a random sub-schedule: a window of ``m`` consecutive frames (``m``
+    uniform in [n, total]) and ``n`` indices spread evenly over it, increasing. All frames when ``n >= total``."""
+    if n >= total or n < 1:
+        return list(range(total))
+    m = int(torch.randint(n, total + 1, (), generator=g))
+    start = int(torch.randint(0, total - m + 1, (), generator=g))
+    # spacing (m - 1) / (n - 1) >= 1, so the rounded indices are distinct and increasing
+    return torch.linspace(start, start + m - 1, n, dtype=torch.float64).round().long().tolist()

@@ -11,7 +11,7 @@ Worker processes die with the parent (even after ``kill -9``), and Ctrl-C stops 
 
 With ``SynthJob.random = COUNT`` it writes COUNT random *training* samples instead (``OUT/random__000000`` ...,
 same layout): each a ``crop``-px window of a virtual image with random optics, focus schedule and PSF, drawn like
-the on-the-fly training sources (``train.data.synthetic``) from the training split of the RGB-D scenes (held-out
+the on-the-fly training sources (``data.synthetic``) from the training split of the RGB-D scenes (held-out
 scenes are never used) or from dead-leaves scenes. Noise-free unless the job asks for noise: ``focal train`` adds
 sensor noise and picks sub-schedules of these stacks as augmentation, so one rendered set serves many epochs on a
 machine where rendering, not the model, would bound training.
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import torch
 
+from focalcli.data.synthetic import synthetic_source
 from focalcli.errors import ConfigError, FocalError, OutputError
 from focalcli.io.atomic import (
     PARTIAL_MARKER,
     atomic_path,
-    check_writable,
-    existing_ancestor,
+    check_output_tree,
     partial_folder,
     remove_partial_folders,
 )
@@ -46,7 +46,8 @@ from focalcli.io.images import write_image
 from focalcli.io.rgbd import RGBDScene, find_rgbd, load_rgbd
 from focalcli.io.stack import Camera, write_stack
 from focalcli.optics.thinlens import MIN_F_NUMBER, pixel_pitch_um
-from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves
+from focalcli.runtime import worker_pool
+from focalcli.synth.procedural import DeadLeavesConfig, dead_leaves, load_textures, pick_textures
 from focalcli.synth.render import SynthConfig, render_sample
 from focalcli.synth.sampling import fixed_params, parse_schedule
 
@@ -54,8 +55,6 @@ __all__ = ["SCENE_FILES", "SynthJob", "scene_seed", "synthesize"]
 
 SCENE_FILES = ("stack/stack.json", "depth.npy", "aif.png", "scene.json")
 MANIFEST = "manifest.json"
-_TEXTURE_POOL = 8  # procedural textures are cut from the first images of the RGB-D source
-_TEXTURE_SIZE = 384  # longest side of a texture image (px)
 
 
 @dataclass(frozen=True)
@@ -125,15 +124,13 @@ class _Task:
 def _training_sources(rgbd: str | None, options: str):
     """The training sources random samples are drawn from: (RGB-D source or None, procedural source); built once
     per process (``options`` is their JSON)."""
-    from focalcli.train.data.synthetic import synthetic_source
-
     opts = json.loads(options)
     rgbd_source = synthetic_source("synth", rgbd, train=True, **opts) if rgbd is not None else None
     return rgbd_source, synthetic_source("procedural", None, train=True, **opts)
 
 
 def _random_params(task: _Task, job: SynthJob, g: torch.Generator):
-    """A random training sample: a window of a virtual image with random optics and schedule (``train.data``'s
+    """A random training sample: a window of a virtual image with random optics and schedule (``focalcli.data``'s
     synthetic sources), with the noise of ``job.render`` (none by default: add it when training)."""
     options = {"holdout": job.holdout, "exclude": list(job.exclude), "texture_dir": task.rgbd or ""}
     rgbd_source, procedural = _training_sources(task.rgbd, json.dumps(options, sort_keys=True))
@@ -144,15 +141,10 @@ def _random_params(task: _Task, job: SynthJob, g: torch.Generator):
     return rgb, depth, params, {"kind": "random", "source": source.name}
 
 
+@functools.lru_cache(maxsize=1)
 def _textures(scenes: tuple[RGBDScene, ...]) -> list[torch.Tensor]:
-    out = []
-    for s in scenes:
-        rgb = load_rgbd(s).rgb
-        scale = _TEXTURE_SIZE / max(rgb.shape[-2:])
-        if scale < 1:
-            rgb = torch.nn.functional.interpolate(rgb[None], scale_factor=scale, mode="area")[0]
-        out.append(rgb)
-    return out
+    """The texture pool of procedural scenes (``synth.procedural.load_textures``), decoded once per process."""
+    return load_textures(scenes)
 
 
 def _load(task: _Task, job: SynthJob, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -271,12 +263,10 @@ def synthesize(
         tasks = [_Task(f"random__{i:06d}", None, (), None if rgbd is None else str(rgbd), True)
                  for i in range(job.random)]
     else:
-        textures = tuple(scenes[:: max(1, len(scenes) // _TEXTURE_POOL)][:_TEXTURE_POOL])
+        textures = tuple(pick_textures(scenes))
         tasks = [_Task(s.name, s, ()) for s in scenes]
         tasks += [_Task(f"procedural__{i:05d}", None, textures) for i in range(job.procedural)]
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    check_writable(out if out.is_dir() else existing_ancestor(out))  # missing parents are made below
+    check_output_tree(out)  # missing parents are made below
     _check_manifest(out, job, overwrite)
     entries: dict[str, dict] = {}
     todo = []
@@ -300,8 +290,6 @@ def synthesize(
                 if progress:
                     progress(len(entries), total)
         else:
-            from focalcli.runtime import worker_pool
-
             threads = max(1, (os.cpu_count() or 1) // workers)
             render = functools.partial(_render_scene, job=job, out=out, threads=threads)
             try:

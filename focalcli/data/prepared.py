@@ -1,9 +1,9 @@
 """Synthetic training samples in two halves: prepared on the CPU, rendered in batches on any device.
 
 A synthetic source's training sample is *prepared* in a data-loader worker (``SyntheticSource.prepare`` then
-``augment.augment_prepared``): the scene is decoded, resized to its virtual width and cropped, its ``SampleParams``
-are drawn, the rotation and flip are applied to colour and depth, and the sensor-noise levels, a noise seed and the
-bit depth are fixed. A prepared sample is a dict:
+``train.augment.augment_prepared``): the scene is decoded, resized to its virtual width and cropped, its
+``SampleParams`` are drawn, the rotation and flip are applied to colour and depth, and the sensor-noise levels, a
+noise seed and the bit depth are fixed (``with_noise``). A prepared sample is a dict:
 
 - ``rgb``: float32 sRGB in [0, 1], shape ``(3, H, W)``, geometry already applied;
 - ``depth``: float32 metres, shape ``(1, H, W)``, 0 = invalid (the label; holes are filled for rendering only);
@@ -21,12 +21,26 @@ value that lies on a rounding boundary by one level).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
-__all__ = ["collate_samples", "is_prepared", "render_one", "render_prepared"]
+from focalcli.synth.batch import render_batch
+from focalcli.synth.render import SynthConfig
+
+__all__ = ["collate_samples", "is_prepared", "render_one", "render_prepared", "with_noise"]
 
 _STACKED = ("rgb", "depth", "noise_seed")  # prepared keys stacked into tensors; the others become lists
+
+
+def with_noise(sample: dict, g: torch.Generator, *, shot: float = 0.0, read: float = 0.0, bit_depth: int = 0
+               ) -> dict:
+    """Fix a sample's sensor noise before it is rendered: the ``params``' noise levels become ``shot`` and
+    ``read``, ``bit_depth`` is the quantisation after the noise (0 = float frames), and an int64 ``noise_seed`` is
+    drawn from ``g`` (the seed of the renderer's device-independent noise, ``synth.noise``)."""
+    seed = torch.randint(0, 2**62, (), generator=g, dtype=torch.int64)
+    return {**sample, "params": replace(sample["params"], shot_noise=shot, read_noise=read), "noise_seed": seed,
+            "bit_depth": bit_depth}
 
 
 def is_prepared(batch: dict) -> bool:
@@ -61,9 +75,6 @@ def render_prepared(batch: dict, device: torch.device | str) -> dict:
     Raises:
         InputError: the samples have different frame counts, or a sample has no valid depth.
     """
-    from focalcli.synth.batch import render_batch
-    from focalcli.synth.render import SynthConfig
-
     device = torch.device(device)
     rgb = batch["rgb"].to(device, non_blocking=True)  # (B, 3, H, W)
     depth = batch["depth"].to(device, non_blocking=True)  # (B, 1, H, W)

@@ -1,4 +1,4 @@
-"""``--data KIND:PATH[:WEIGHT]`` specs, the weighted training mixture, and the step-indexed batch sampler.
+"""The weighted training mixture of data sources (``focalcli.data``) and the step-indexed batch sampler.
 
 Determinism: the training sample at (step, j) (j = position in the *global* batch) is a function of
 ``(seed, step, j)`` alone. Which source and stack length a step uses is drawn from ``(seed, step)``, so every rank and
@@ -8,94 +8,19 @@ and K ranks with local batch B/K see the same samples as one process with batch 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from focalcli.data.base import Source, sample_generator
+from focalcli.data.prepared import render_one
 from focalcli.errors import ConfigError
-from focalcli.train.data.augment import AugmentOptions, augment, augment_prepared
-from focalcli.train.data.base import Source, sample_generator
-from focalcli.train.data.prepared import render_one
+from focalcli.train.augment import AugmentOptions, augment, augment_prepared
 
-__all__ = ["DATA_KINDS", "RENDER_MODES", "DataSpec", "MixtureDataset", "StepBatchSampler", "build_source",
-           "parse_data_spec"]
+__all__ = ["RENDER_MODES", "MixtureDataset", "StepBatchSampler"]
 
-DATA_KINDS = ("ddff", "fod500", "stacks", "synth", "procedural")
-RENDER_MODES = ("workers", "device")  # where synthetic training samples are rendered (train.data.prepared)
-_EVAL_SPLIT = {"ddff": "val", "fod500": "test"}
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """One ``--data`` entry."""
-
-    kind: str  # one of DATA_KINDS
-    path: str | None  # file or folder; None for procedural
-    weight: float = 1.0  # relative sampling weight in the training mixture
-
-    def __str__(self) -> str:
-        return ":".join(str(x) for x in (self.kind, self.path, self.weight) if x is not None)
-
-
-def parse_data_spec(text: str) -> DataSpec:
-    """Parse ``KIND:PATH[:WEIGHT]`` (``procedural[:WEIGHT]`` has no path).
-
-    Examples: ``synth:../shared/data/rgbd:0.5``, ``procedural:0.5``, ``ddff:ddff-dataset.h5``, ``stacks:out``.
-
-    Raises:
-        ConfigError: unknown kind, missing path, or a weight that is not a positive number.
-    """
-    kind, _, rest = text.partition(":")
-    if kind not in DATA_KINDS:
-        raise ConfigError(f"--data {text!r}: unknown kind {kind!r}; use one of {', '.join(DATA_KINDS)}")
-    path, weight = rest or None, 1.0
-    head, sep, tail = rest.rpartition(":")
-    if kind == "procedural":
-        path, weight_text = None, rest
-    elif sep and _is_number(tail):
-        path, weight_text = head, tail
-    else:
-        weight_text = ""
-    if weight_text:
-        if not _is_number(weight_text) or not math.isfinite(float(weight_text)) or float(weight_text) <= 0:
-            raise ConfigError(f"--data {text!r}: the weight must be a positive number, got {weight_text!r}")
-        weight = float(weight_text)
-    if kind != "procedural" and not path:
-        raise ConfigError(f"--data {text!r}: {kind} needs a path ({kind}:PATH[:WEIGHT])")
-    return DataSpec(kind, path, weight)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def build_source(spec: DataSpec, *, train: bool, synth_options: dict | None = None) -> Source:
-    """Open the source a spec names: its training split when ``train``, else its evaluation split.
-
-    ``synth_options`` go to the synthetic sources (``synth``, ``procedural``); real sources ignore them.
-    """
-    if spec.kind == "ddff":
-        from focalcli.train.data.ddff import DDFFSource
-
-        return DDFFSource(spec.path, split="train" if train else _EVAL_SPLIT["ddff"])
-    if spec.kind == "fod500":
-        from focalcli.train.data.fod500 import FoD500Source
-
-        return FoD500Source(spec.path, split="train" if train else _EVAL_SPLIT["fod500"])
-    if spec.kind == "stacks":
-        from focalcli.train.data.stacks import StackFolderSource
-
-        return StackFolderSource(spec.path)
-    from focalcli.train.data.synthetic import synthetic_source
-
-    return synthetic_source(spec.kind, spec.path, train=train, **(synth_options or {}))
+RENDER_MODES = ("workers", "device")  # where synthetic training samples are rendered (data.prepared)
 
 
 class MixtureDataset(Dataset):
@@ -108,7 +33,7 @@ class MixtureDataset(Dataset):
         crop: spatial size ``(H, W)`` of every sample.
         n_frames: inclusive range of stack lengths, drawn once per step (synthetic sources render that many frames,
             longer stacks give sub-schedules when ``augment.subsets``).
-        augment: the augmentation applied to every sample (``train.data.augment``); None = none.
+        augment: the augmentation applied to every sample (``train.augment``); None = none.
         render: where synthetic samples are rendered: ``workers`` (here: the sample comes out rendered) or
             ``device`` (the sample comes out prepared, for ``prepared.render_prepared`` on the training device).
             The sample is the same either way (to float rounding); other sources always come out rendered.

@@ -2,7 +2,7 @@
 with ``stack.json`` giving the focus distances) and ``DIR/NAME/depth.npy`` (float32 metres, 0 = invalid).
 
 A training draw of ``n`` frames from a longer stack picks its random sub-schedule first
-(``augment.subset_indices``) and decodes only those frames."""
+(``data.base.subset_indices``) and decodes only those frames."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from pathlib import Path
 
 import torch
 
+from focalcli.data.base import pick, random_crop_flip, subset_indices
 from focalcli.errors import InputError
 from focalcli.io.depth import read_depth
 from focalcli.io.stack import StackFolder, natural_key, read_stack, scan_stack
-from focalcli.train.data.augment import subset_indices
-from focalcli.train.data.base import pick, random_crop_flip
 
 __all__ = ["StackFolderSource"]
 

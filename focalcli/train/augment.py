@@ -17,7 +17,7 @@ deliver clean stacks (``focal synth --random`` sets hold 16 frames at 16 bits; s
 Synthetic sources are augmented *before* they are rendered (``augment_prepared``): the rotation and flip move the
 scene's colour and depth (rendering commutes with them: every PSF is symmetric), and the noise levels go into the
 sample's ``SampleParams`` with a noise seed, so the renderer adds the noise in linear light and quantises
-(``train.data.prepared``), in the loader worker or on the training device alike.
+(``data.prepared``), in the loader worker or on the training device alike.
 
 Every draw comes from the passed generator, so a sample stays a function of (seed, step, index).
 """
@@ -29,8 +29,11 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["AugmentOptions", "augment", "augment_prepared", "jpeg_frames", "sensor_noise", "subset_frames",
-           "subset_indices"]
+from focalcli.data.base import subset_indices
+from focalcli.data.prepared import with_noise
+from focalcli.optics.defocus import linear_to_srgb, srgb_to_linear
+
+__all__ = ["AugmentOptions", "augment", "augment_prepared", "jpeg_frames", "sensor_noise", "subset_frames"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,6 @@ def _log_uniform(g: torch.Generator, lo: float, hi: float) -> float:
     return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
 
-def subset_indices(total: int, n: int, g: torch.Generator) -> list[int]:
-    """Which ``n`` of ``total`` frames make a random sub-schedule: a window of ``m`` consecutive frames (``m``
-    uniform in [n, total]) and ``n`` indices spread evenly over it, increasing. All frames when ``n >= total``."""
-    if n >= total or n < 1:
-        return list(range(total))
-    m = int(torch.randint(n, total + 1, (), generator=g))
-    start = int(torch.randint(0, total - m + 1, (), generator=g))
-    # spacing (m - 1) / (n - 1) >= 1, so the rounded indices are distinct and increasing
-    return torch.linspace(start, start + m - 1, n, dtype=torch.float64).round().long().tolist()
-
-
 def subset_frames(sample: dict, n: int, g: torch.Generator) -> dict:
     """``n`` frames of a longer stack (``subset_indices``); frames stay near to far, a stack of at most ``n``
     frames is returned as it is."""
@@ -78,8 +70,6 @@ def subset_frames(sample: dict, n: int, g: torch.Generator) -> dict:
 def sensor_noise(frames: torch.Tensor, shot: float, read: float, bit_depth: int, g: torch.Generator) -> torch.Tensor:
     """sRGB frames in [0, 1] -> the same scene recorded by a noisy sensor: linear light, ``x + sqrt(shot x +
     read^2) n``, sRGB, quantised to ``bit_depth`` bits (0 = not quantised). Any shape."""
-    from focalcli.optics.defocus import linear_to_srgb, srgb_to_linear
-
     linear = srgb_to_linear(frames.float())
     if shot > 0 or read > 0:
         noise = torch.randn(linear.shape, generator=g, dtype=linear.dtype)
@@ -117,7 +107,7 @@ def _rotate(g: torch.Generator, *images: torch.Tensor) -> list[torch.Tensor]:
 
 def augment(sample: dict, g: torch.Generator, n_frames: int | None, options: AugmentOptions) -> dict:
     """Apply ``options`` to one training sample (``frames (N, 3, H, W)``, ``focus_distances_m (N,)``,
-    ``depth (1, H, W)``; see ``train.data.base``)."""
+    ``depth (1, H, W)``; see ``data.base``)."""
     if options.subsets and n_frames:
         sample = subset_frames(sample, n_frames, g)
     frames, depth = sample["frames"], sample["depth"]
@@ -139,17 +129,15 @@ def augment_prepared(sample: dict, g: torch.Generator, options: AugmentOptions |
     The draws are those of ``augment``: the rotation and flip move the scene's ``rgb`` and ``depth``; the noise
     levels replace the ``params``' own, and ``bit_depth`` is the quantisation the renderer applies after the noise
     (0 when the noise is off, as ``augment`` quantises only with its noise). Last, an int64 ``noise_seed`` for the
-    renderer's device-independent noise (``synth.noise``) is drawn. ``subsets`` does nothing here: a synthetic
-    source renders the step's frame count; nor does ``jpeg`` (the frames do not exist yet). ``options`` None: no
-    rotation, no noise, float frames.
+    renderer's device-independent noise (``synth.noise``) is drawn (``data.prepared.with_noise``). ``subsets`` does
+    nothing here: a synthetic source renders the step's frame count; nor does ``jpeg`` (the frames do not exist yet).
+    ``options`` None: no rotation, no noise, float frames.
 
     Returns:
         The sample with ``rgb`` (3, H, W), ``depth`` (1, H, W), ``params``, ``method``, ``noise_seed`` (int64
         scalar tensor) and ``bit_depth`` (int).
     """
-    from dataclasses import replace
-
-    rgb, depth, params = sample["rgb"], sample["depth"], sample["params"]
+    rgb, depth = sample["rgb"], sample["depth"]
     if options is not None and options.rotate:
         rgb, depth = _rotate(g, rgb, depth)
     shot = read = 0.0
@@ -157,7 +145,5 @@ def augment_prepared(sample: dict, g: torch.Generator, options: AugmentOptions |
     if noisy:
         shot = _log_uniform(g, *options.shot_noise)
         read = _log_uniform(g, *options.read_noise)
-    seed = torch.randint(0, 2**62, (), generator=g, dtype=torch.int64)
-    return {**sample, "rgb": rgb.contiguous(), "depth": depth.contiguous(),
-            "params": replace(params, shot_noise=shot, read_noise=read), "noise_seed": seed,
-            "bit_depth": options.bit_depth if noisy else 0}
+    sample = {**sample, "rgb": rgb.contiguous(), "depth": depth.contiguous()}
+    return with_noise(sample, g, shot=shot, read=read, bit_depth=options.bit_depth if noisy else 0)
