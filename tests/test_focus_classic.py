@@ -203,3 +203,26 @@ def test_push_pull_and_fill_take_weak_values_from_the_strong_ones():
     assert np.abs(filled[:, :18] - values[:, :18]).max() < 1e-5  # trusted values are kept
     out = fill_weak(corrupted, weight, np.full_like(values, 0.5), sigma=2.0)
     assert np.abs(out - values).max() < 0.4
+
+
+@pytest.mark.parametrize("end", ["near", "far"])
+def test_peak_in_an_end_interval_is_refined_not_snapped_to_the_end_plane(end):
+    # a sparse 5-frame schedule; the plane lies a third of a step inside the end interval, nearer the end frame
+    focus_d = np.linspace(2.0, 0.4, 5)  # diopters, near to far
+    step = focus_d[0] - focus_d[1]
+    plane_d = focus_d[0] - step / 3 if end == "near" else focus_d[-1] + step / 3
+    h, w = 96, 128
+    depth = np.full((h, w), 1 / plane_d, np.float32)
+    frames = synthetic.render(synthetic.texture(h, w, seed=3), depth, 1 / focus_d, gain=2.0)
+    got_d = 1 / np.median(depth_from_focus(synthetic.as_focal_stack(frames, 1 / focus_d), smooth=0).depth)
+    end_d = focus_d[0] if end == "near" else focus_d[-1]
+    assert abs(got_d - plane_d) < 0.6 * abs(plane_d - end_d), (got_d, plane_d, end_d)  # old code: exactly end_d
+
+
+def test_peak_beyond_the_focus_range_stays_at_the_end_plane():
+    focus_d = np.linspace(2.0, 0.4, 5)
+    h, w = 96, 128
+    depth = np.full((h, w), 1 / 0.15, np.float32)  # farther than the farthest focus plane
+    frames = synthetic.render(synthetic.texture(h, w, seed=4), depth, 1 / focus_d, gain=2.0)
+    got_d = 1 / np.median(depth_from_focus(synthetic.as_focal_stack(frames, 1 / focus_d), smooth=0).depth)
+    assert abs(got_d - focus_d[-1]) < 0.1 * (focus_d[0] - focus_d[1]), got_d

@@ -27,11 +27,20 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _pool(x: np.ndarray, k: int) -> np.ndarray:
-    """Average over k x k blocks of the two axes before the last: ``(..., H, W, C) -> (..., H/k, W/k, C)``."""
+    """Average over k x k blocks of the two axes before the last: ``(..., H, W, C) -> (..., H/k, W/k, C)``.
+
+    Leading axes are folded into the rows (blocks never straddle two images, H being a multiple of k) and OpenCV's
+    area resampling takes the exact block means, ~10x faster than a numpy mean over a reshaped view.
+    """
     if k == 1:
         return x
     *lead, H, W, C = x.shape
-    return x.reshape(*lead, H // k, k, W // k, k, C).mean(axis=(-4, -2), dtype=np.float32)
+    if C > 512:  # beyond OpenCV's channel limit
+        return x.reshape(*lead, H // k, k, W // k, k, C).mean(axis=(-4, -2), dtype=np.float32)
+    rows = int(np.prod(lead, dtype=np.int64)) * H
+    flat = np.ascontiguousarray(x, np.float32).reshape(rows, W, C)
+    out = cv2.resize(flat, (W // k, rows // k), interpolation=cv2.INTER_AREA)
+    return out.reshape(*lead, H // k, W // k, C)
 
 
 def upsample(x: np.ndarray, factor: int, axes: tuple[int, int]) -> np.ndarray:
@@ -57,13 +66,15 @@ class _Conv:
         out_channels, C, kh, kw = weight.shape
         self.k = kh
         self.taps = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # (kh, kw, C, O)
+        self.side_by_side = np.ascontiguousarray(weight.transpose(1, 2, 3, 0).reshape(C, kh * kw * out_channels))
         self.bias = np.zeros(out_channels, np.float32) if bias is None else bias.astype(np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(F, h, w, C) -> (F, h, w, O)`` with zero padding (``padding = k // 2``).
 
-        A k x k convolution gathers the k^2 shifted copies of the input side by side (im2col) and multiplies once:
-        one large matrix product is ~2.5x faster than k^2 small ones on a CPU.
+        A k x k convolution multiplies the padded input once by all k^2 taps side by side, ``(C, k^2 O)``, and sums
+        the k^2 shifted output planes: the input is read once (gathering its k^2 shifted copies first, im2col,
+        moves k^2 times the input through memory and measured ~1.5x slower here, channels being few).
         """
         F_, h, w, C = x.shape
         out_channels = self.bias.shape[0]
@@ -71,12 +82,14 @@ class _Conv:
             return (x.reshape(-1, C) @ self.taps[0, 0]).reshape(F_, h, w, out_channels) + self.bias
         k, p = self.k, self.k // 2
         xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        cols = np.empty((F_, h, w, k * k, C), np.float32)
+        Hp, Wp = h + 2 * p, w + 2 * p
+        z = (xp.reshape(-1, C) @ self.side_by_side).reshape(F_, Hp, Wp, k * k, out_channels)
+        out = np.empty((F_, h, w, out_channels), np.float32)
+        out[...] = self.bias
         for dy in range(k):
             for dx in range(k):
-                cols[..., dy * k + dx, :] = xp[:, dy : dy + h, dx : dx + w, :]
-        out = cols.reshape(-1, k * k * C) @ self.taps.reshape(k * k * C, out_channels)
-        return (out + self.bias).reshape(F_, h, w, out_channels)
+                out += z[:, dy : dy + h, dx : dx + w, dy * k + dx]
+        return out
 
 
 def _frame_taps(z: np.ndarray) -> np.ndarray:
