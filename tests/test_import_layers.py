@@ -74,7 +74,8 @@ def layer_violations(edges: Mapping[str, Iterable[str]], tiers: list[tuple[str, 
                 missing = src if src not in level else dst
                 bad.append(f"{src} -> {dst}: {missing} is in no tier; add it to the table")
             elif level[dst] > level[src]:
-                bad.append(f"{src} -> {dst}: imports up, from tier {tiers[level[src]][0]!r} to {tiers[level[dst]][0]!r}")
+                up = f"from tier {tiers[level[src]][0]!r} to {tiers[level[dst]][0]!r}"
+                bad.append(f"{src} -> {dst}: imports up, {up}")
             elif level[dst] == level[src] and tiers[level[src]][2]:
                 bad.append(f"{src} -> {dst}: units of tier {tiers[level[src]][0]!r} do not import each other")
     return bad
