@@ -321,9 +321,15 @@ def _read_pgm_little_endian(path: Path) -> np.ndarray:
     if len(tokens) < 5 or tokens[0] != b"P5":
         raise InputError(f"{path}: not a binary PGM (P5) file")
     w, h = _header_size(path, tokens, "PGM")
+    try:
+        maxval = int(tokens[3])
+    except ValueError as e:
+        raise InputError(f"{path}: bad PGM header ({e})") from e
+    if not 256 <= maxval <= 65535:  # 1-byte samples (maxval < 256) are no Kinect disparity
+        raise InputError(f"{path}: bad PGM header (maxval {maxval}; a 16-bit PGM has 256..65535)")
     n = w * h * 2
-    if len(data) < n:
-        raise InputError(f"{path}: truncated PGM")
+    if len(tokens[4]) < n:
+        raise InputError(f"{path}: truncated PGM ({len(tokens[4])} of {n} bytes)")
     return np.frombuffer(data[-n:], dtype="<u2").reshape(h, w)
 
 
