@@ -21,7 +21,7 @@ print("no torch")
 
 def test_classic_commands_do_not_import_torch(plane_stack, tmp_path):
     from tests.conftest import write_frames
-    from tests.test_align_check import breathing_stack
+    from tests.synthetic_align import breathing_stack
 
     folder, _ = plane_stack
     frames, _, focus = breathing_stack(step=0.006)
