@@ -6,6 +6,20 @@ Public entry points (each is what one ``focal`` command calls)::
 
 Names are imported on first use (PEP 562), so ``import focalcli`` and the ``focal`` command start fast; torch is
 loaded only by the code paths that build tensors.
+
+Layers (imports only point down, no cycles; ``tests/test_import_layers.py`` checks every import, lazy ones too)::
+
+    6  __main__                                      ``python -m focalcli``
+    5  cli, bench                   (isolated)       commands and benchmarks; nothing imports them
+    4  predict, train, evaluation, align,            tasks: one per command family
+       synthesize, info
+    3  models, focus, data, synth, weights, learned  networks, classical method, datasets, renderer, model files
+    2  optics, io                                    pure physics; files, images, stack folders, atomic writes
+    1  checks, config, runtime                       input checks, strict config builder, devices and seeds
+    0  errors, this package root                     the error tree; ``__version__`` and the lazy names below
+
+A unit may import its own tier and lower ones. ``synth/`` is the renderer (``data`` renders on the fly with it);
+the ``focal synth`` task is ``synthesize``.
 """
 
 from __future__ import annotations

@@ -51,10 +51,14 @@ def _coerce(value: object, hint: object, key: str, where: str) -> object:
                 continue
         raise bad
     if origin is tuple:
-        (item, *_rest) = typing.get_args(hint)
+        args = typing.get_args(hint)
         if not isinstance(value, list | tuple):
             raise bad
-        return tuple(_coerce(v, item, key, where) for v in value)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[T, ...]: any length
+            return tuple(_coerce(v, args[0], key, where) for v in value)
+        if len(value) != len(args):  # tuple[A, B]: exactly one value per slot
+            raise ConfigError(f"{where}: {key!r} needs {len(args)} values, got {len(value)} ({value!r})")
+        return tuple(_coerce(v, a, key, where) for v, a in zip(value, args, strict=True))
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise bad

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from focalcli.io.depth import write_depth
+from focalcli.io.images import write_image
 from focalcli.io.stack import FocalStack, write_stack
 
 
@@ -55,3 +56,15 @@ def write_stacks(folder: Path, count: int = 2, n: int = 3, h: int = 16, w: int =
         depth[0, 0] = 0
         write_depth(folder / f"s{i}" / "depth.npy", depth)
     return folder
+
+
+def write_rgbd(root, count=4, h=40, w=48):
+    rng = np.random.default_rng(0)
+    (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    for i in range(count):
+        write_image(root / "rgb" / f"s{i}.png", rng.uniform(0, 1, (h, w, 3)).astype(np.float32))
+        depth = rng.uniform(0.8, 3.0, (h, w)).astype(np.float32)
+        depth[:2] = 0  # a hole
+        np.save(root / "depth" / f"s{i}.npy", depth)
+    return root

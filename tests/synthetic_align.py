@@ -62,3 +62,14 @@ def corner_error(estimated: np.ndarray, truth: np.ndarray, h: int, w: int) -> fl
     c = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float).T
     e, t = estimated @ c, truth @ c
     return float(np.linalg.norm(e[:2] / e[2] - t[:2] / t[2], axis=0).mean())
+
+
+def breathing_stack(n: int = 8, h: int = 120, w: int = 160, step: float = 0.004):
+    """A slanted-plane stack whose frames are magnified by ``1 + step`` per frame about the centre."""
+    frames, depth, focus = synthetic.slanted_plane(h=h, w=w, n=n)
+    out = []
+    for k, f in enumerate(frames):
+        s = (1 + step) ** (k - n // 2)
+        m = np.array([[s, 0, (1 - s) * (w - 1) / 2], [0, s, (1 - s) * (h - 1) / 2]], np.float32)
+        out.append(cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT))
+    return np.stack(out), depth, focus

@@ -13,18 +13,7 @@ from focalcli.align.warp import coverage_mask, warp_frame
 from focalcli.io.stack import scan_stack
 from tests import synthetic
 from tests.conftest import write_frames
-from tests.synthetic_align import misaligned_stack
-
-
-def breathing_stack(n: int = 8, h: int = 120, w: int = 160, step: float = 0.004):
-    """A slanted-plane stack whose frames are magnified by ``1 + step`` per frame about the centre."""
-    frames, depth, focus = synthetic.slanted_plane(h=h, w=w, n=n)
-    out = []
-    for k, f in enumerate(frames):
-        s = (1 + step) ** (k - n // 2)
-        m = np.array([[s, 0, (1 - s) * (w - 1) / 2], [0, s, (1 - s) * (h - 1) / 2]], np.float32)
-        out.append(cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT))
-    return np.stack(out), depth, focus
+from tests.synthetic_align import breathing_stack, misaligned_stack
 
 
 @pytest.mark.parametrize("shape", [(32, 40), (96, 128), (240, 320)])

@@ -68,7 +68,7 @@ def test_photometric_exposure_gain_to_the_reference():
 def test_exposure_correction_leaves_defocus_contrast_alone():
     """A defocused frame has less contrast, not less light: the default (exposure) gain stays ~1 where the affine fit
     of earlier versions boosted its contrast (and so its focus measure) by ~20 %."""
-    from tests.test_align_check import breathing_stack
+    from tests.synthetic_align import breathing_stack
 
     frames, _, _ = breathing_stack(step=0.006)
     exposure = register_stack(_stack(frames))

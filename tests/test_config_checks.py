@@ -25,10 +25,13 @@ def test_coercion_follows_the_annotations():
     assert c == _Cfg(count=3, scale=2.0, size=(3, 4), widths=(5, 6, 7))
     assert isinstance(c.scale, float) and isinstance(c.size, tuple)
     assert build_dataclass(_Cfg, {"size": None}).size is None  # Optional accepts null
+    assert build_dataclass(_Cfg, {"widths": []}).widths == ()  # tuple[int, ...]: any length
+    assert build_dataclass(_Cfg, {"flag": True, "count": 0}) == _Cfg(flag=True, count=0)  # bool and int kept apart
 
 
 @pytest.mark.parametrize("layer", [{"count": True}, {"count": 1.5}, {"flag": 1}, {"scale": "2"}, {"size": [1, "a"]},
-                                   {"widths": 3}, {"name": 5}, {"colour": 1}])
+                                   {"size": [1, 2, 3]}, {"size": [1]}, {"count": None}, {"widths": 3}, {"name": 5},
+                                   {"colour": 1}])
 def test_wrong_types_and_unknown_keys_are_config_errors(layer):
     with pytest.raises(ConfigError, match="where"):
         build_dataclass(_Cfg, layer, where="where")

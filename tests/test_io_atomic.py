@@ -137,3 +137,19 @@ def test_missing_folders_are_made_only_when_the_outputs_are_committed(tmp_path):
     (tmp_path / "f").write_text("a file")
     with pytest.raises(OutputError, match="is a file"):
         check_output(tmp_path / "f" / "d.png", overwrite=False)
+
+
+@pytest.mark.parametrize("overwrite_with", ["atomic_path", "atomic_paths"])
+def test_a_writer_that_raises_keeps_the_old_file(tmp_path, overwrite_with):
+    old = tmp_path / "d.npy"
+    old.write_text("old")
+    with pytest.raises(RuntimeError, match="writer failed"):
+        if overwrite_with == "atomic_path":
+            with atomic_path(old) as tmp:
+                tmp.write_text("half")
+                raise RuntimeError("writer failed")
+        else:
+            with atomic_paths([old]) as (tmp,):
+                tmp.write_text("half")
+                raise RuntimeError("writer failed")
+    assert old.read_text() == "old" and _names(tmp_path) == ["d.npy"]

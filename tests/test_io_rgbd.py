@@ -185,3 +185,31 @@ def test_split_scenes_of_the_shared_rgbd_folder(shared_data):
     train, held = split_scenes(scenes, 5)
     assert [s.name for s in held] == [s.name for s in scenes[::5]]
     assert len(train) + len(held) == len(scenes) and not {s.name for s in train} & {s.name for s in held}
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [
+        (b"P5\nW H\n65535\n", "bad PGM header"),  # int() of a non-number
+        (b"P5\n4 x3\n65535\n", "bad PGM header"),
+        (b"P5\n0 3\n65535\n", "size 0x3"),
+        (b"P5\n4 3\nmax\n", "bad PGM header"),
+        (b"P5\n4 3\n255\n", "maxval 255"),
+        (b"P6\n4 3\n65535\n", "not a binary PGM"),
+        (b"P5\n4 3\n", "not a binary PGM"),
+    ],
+)
+def test_bad_pgm_header_is_an_input_error(tmp_path, header, fragment):
+    write_image(tmp_path / "NYU_color.png", _rgb())
+    (tmp_path / "NYU_depth.pgm").write_bytes(header + bytes(2 * W * H))
+    (scene,) = find_rgbd(tmp_path)
+    with pytest.raises(InputError, match=fragment):
+        load_rgbd(scene)
+
+
+def test_truncated_pgm_is_an_input_error(tmp_path):
+    write_image(tmp_path / "NYU_color.png", _rgb())
+    (tmp_path / "NYU_depth.pgm").write_bytes(f"P5\n{W} {H}\n65535\n".encode() + bytes(2 * W * H - 2))
+    (scene,) = find_rgbd(tmp_path)
+    with pytest.raises(InputError, match="truncated PGM"):
+        load_rgbd(scene)

@@ -9,11 +9,8 @@ from PIL import Image
 from focalcli.errors import InputError
 from focalcli.io.images import write_image
 from focalcli.io.stack import FocalStack, natural_key, read_stack, scan_stack, write_stack
+from tests.bad_stacks import BAD, _bad_stack, _frames
 from tests.conftest import write_frames
-
-
-def _frames(n=3, h=8, w=10):
-    return np.random.default_rng(0).random((n, h, w, 3)).astype(np.float32)
 
 
 def test_natural_sort_without_stack_json(tmp_path):
@@ -91,48 +88,6 @@ def test_write_stack_roundtrip(tmp_path):
     assert meta["source"] == "test" and meta["focus_distances_m"] == [0.4, 0.9]
     back = read_stack(tmp_path / "out")
     assert (back.frames - stack.frames).abs().max() < 1 / 255
-
-
-def _bad_stack(tmp_path, kind):
-    folder = tmp_path / "bad"
-    if kind == "missing":
-        return tmp_path / "nope", "no such folder"
-    folder.mkdir()
-    if kind == "empty":
-        return folder, "no images"
-    if kind == "one_frame":
-        write_frames(folder, _frames(1))
-        return folder, "only one frame"
-    write_frames(folder, _frames(3))
-    if kind == "unreadable":
-        (folder / "frame_01.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-        return folder, "frame_01.png"
-    if kind == "non_image":
-        (folder / "notes.docx").write_bytes(b"x")
-        return folder, "not an image"
-    if kind == "sizes":
-        write_image(folder / "frame_02.png", _frames(1, 9, 10)[0])
-        return folder, "differs"
-    if kind == "json_syntax":
-        (folder / "stack.json").write_text("{not json")
-        return folder, "not valid JSON"
-    if kind == "json_missing_file":
-        (folder / "stack.json").write_text(json.dumps({"frames": ["frame_00.png", "ghost.png"]}))
-        return folder, "ghost.png"
-    if kind == "json_count":
-        (folder / "stack.json").write_text(json.dumps({"focus_distances_m": [1.0, 2.0]}))
-        return folder, "2 focus distances for 3 frames"
-    if kind == "json_nonpositive":
-        (folder / "stack.json").write_text(json.dumps({"focus_distances_m": [1.0, 0.0, 2.0]}))
-        return folder, "positive"
-    if kind == "json_duplicate":
-        (folder / "stack.json").write_text(json.dumps({"focus_distances_m": [1.0, 2.0, 1.0]}))
-        return folder, "share a focus distance"
-    raise AssertionError(kind)
-
-
-BAD = ["missing", "empty", "one_frame", "unreadable", "non_image", "sizes", "json_syntax", "json_missing_file",
-       "json_count", "json_nonpositive", "json_duplicate"]
 
 
 @pytest.mark.parametrize("kind", BAD)

@@ -76,6 +76,38 @@ def test_schedule_random_is_seeded_and_in_range():
     assert 0.4 < float(a[0]) < 1.2 and 2.5 < float(a[-1]) < 7.0
 
 
+
+def test_schedule_random_without_jitter_is_even_in_diopters_between_the_drawn_bounds():
+    fd = T.schedule_random(6, (0.5, 1.0), (3.0, 6.0), torch.Generator().manual_seed(3)).double()
+    inv = 1 / fd
+    assert torch.allclose(inv[:-1] - inv[1:], (inv[0] - inv[-1]) / 5, rtol=1e-5)
+    assert 0.5 <= float(fd[0]) <= 1.0 and 3.0 <= float(fd[-1]) <= 6.0
+
+
+def test_schedule_random_far_is_raised_above_near():
+    fd = T.schedule_random(3, (2.0, 2.0), (1.0, 1.0), torch.Generator().manual_seed(0))
+    assert float(fd[0]) == pytest.approx(2.0) and float(fd[-1]) == pytest.approx(2.1)
+
+
+def test_schedule_random_jitter_moves_each_frame_by_at_most_its_fraction_of_the_step():
+    """The bounds are drawn first and the jitter last, so the same seed gives the even schedule plus the offsets."""
+    j = 0.4
+    for seed in range(20):
+        even = 1 / T.schedule_random(8, (0.3, 1.0), (2.0, 9.0), torch.Generator().manual_seed(seed)).double()
+        moved = 1 / T.schedule_random(8, (0.3, 1.0), (2.0, 9.0), torch.Generator().manual_seed(seed),
+                                      jitter=j).double()
+        step = float(even[0] - even[1])
+        offsets = moved - even
+        assert float(offsets.abs().max()) <= j * step * (1 + 1e-4)
+        assert float(offsets.abs().max()) > 0.05 * step  # it does move
+        assert torch.all(moved[:-1] > moved[1:])  # order kept without sorting
+
+
+@pytest.mark.parametrize("jitter", [-0.1, 0.5, 2.0])
+def test_schedule_random_rejects_a_jitter_that_could_reorder_frames(jitter):
+    with pytest.raises(ValueError, match="jitter"):
+        T.schedule_random(4, (0.5, 1.0), (3.0, 6.0), torch.Generator().manual_seed(0), jitter=jitter)
+
 def test_gradcheck_thinlens():
     d = torch.tensor([0.7, 2.0, 5.0], dtype=torch.float64, requires_grad=True)
     s = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)

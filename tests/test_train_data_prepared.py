@@ -7,8 +7,7 @@ from focalcli.data import build_source, collate_samples, is_prepared, parse_data
 from focalcli.errors import ConfigError
 from focalcli.train.augment import AugmentOptions, augment_prepared
 from focalcli.train.mixture import MixtureDataset
-from tests.datasets_tiny import write_stacks
-from tests.test_train_data_synthetic import write_rgbd
+from tests.datasets_tiny import write_rgbd, write_stacks
 
 # mixed: batches of layered and gather samples; a narrow virtual image keeps the blur (and the test) small
 SMALL = {"shapes": 6, "render_method": "mixed", "holdout": 0, "image_width_px": [48.0, 64.0]}

@@ -4,22 +4,10 @@ import torch
 
 from focalcli.data import build_source, parse_data_spec, sample_generator
 from focalcli.errors import ConfigError
-from focalcli.io.images import write_image
 from focalcli.train.mixture import MixtureDataset
+from tests.datasets_tiny import write_rgbd
 
 SMALL = {"eval_size": 24, "eval_items": 2, "eval_frames": 3, "shapes": 6, "render_method": "gather"}
-
-
-def write_rgbd(root, count=4, h=40, w=48):
-    rng = np.random.default_rng(0)
-    (root / "rgb").mkdir(parents=True)
-    (root / "depth").mkdir()
-    for i in range(count):
-        write_image(root / "rgb" / f"s{i}.png", rng.uniform(0, 1, (h, w, 3)).astype(np.float32))
-        depth = rng.uniform(0.8, 3.0, (h, w)).astype(np.float32)
-        depth[:2] = 0  # a hole
-        np.save(root / "depth" / f"s{i}.npy", depth)
-    return root
 
 
 def same(a, b):

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from focalcli.train.checkpoint import load_checkpoint
 from focalcli.train.loop import train
 from tests.datasets_tiny import write_stacks
-from tests.test_train_loop import tiny_config
+from tests.train_tiny import tiny_config
 
 
 def _free_port() -> int:

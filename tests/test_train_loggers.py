@@ -22,7 +22,7 @@ from focalcli.train.loggers import (
 )
 from focalcli.train.loop import train
 from tests.datasets_tiny import write_stacks
-from tests.test_train_loop import read_log, tiny_config
+from tests.train_tiny import read_log, tiny_config
 
 
 def test_crc32c_check_value():

@@ -10,7 +10,7 @@ import pytest
 from focalcli.train.checkpoint import load_checkpoint
 from focalcli.train.loop import train
 from tests.datasets_tiny import write_stacks
-from tests.test_train_loop import tiny_config
+from tests.train_tiny import tiny_config
 
 
 def _interrupt_at(n):

@@ -191,13 +191,27 @@ def schedule_random(
 ) -> torch.Tensor:
     """Random schedule for training: bounds drawn uniformly in diopters, frames uniform in diopters between them.
 
+    ``near`` is drawn uniformly in diopters from ``near_range``, ``far`` likewise from ``far_range`` and then raised
+    to at least ``1.05 * near``. The frames sit at ``n`` evenly spaced diopters from ``1/near`` to ``1/far``
+    (step ``s``). With ``jitter = j > 0`` each frame's diopter then moves by its own offset drawn uniformly from
+    ``[-j * s, +j * s]``. Because ``j < 0.5``, neighbours cannot pass each other, so the order stays near to far
+    without sorting; the first and last frame may land up to ``j * s`` outside ``[1/far, 1/near]``.
+
     Args:
         n: number of frames.
         near_range: (min, max) of the nearest focus distance (m).
-        far_range: (min, max) of the farthest focus distance (m); ``far`` is forced above ``near``.
+        far_range: (min, max) of the farthest focus distance (m).
         generator: the only source of randomness.
-        jitter: each frame moves by up to ``+- jitter`` of the diopter step (0 = even steps); order is kept.
+        jitter: ``j`` in ``[0, 0.5)``, the largest move of a frame as a fraction of the diopter step (0 = even steps).
+
+    Returns:
+        (N,) float32 focus distances in metres, increasing.
+
+    Raises:
+        ValueError: ``jitter`` outside ``[0, 0.5)``.
     """
+    if not 0.0 <= jitter < 0.5:
+        raise ValueError(f"jitter must be in [0, 0.5) (a fraction of the diopter step), got {jitter}")
 
     def draw(lo: float, hi: float) -> float:
         u = float(torch.rand((), generator=generator, dtype=torch.float64))
@@ -207,7 +221,6 @@ def schedule_random(
     far = max(draw(*far_range), near * 1.05)
     inv = torch.linspace(1.0 / near, 1.0 / far, n, dtype=torch.float64)  # (N,) decreasing diopters
     if jitter > 0 and n > 1:
-        step = (inv[0] - inv[1]).abs()
-        inv = inv + (torch.rand(n, generator=generator, dtype=torch.float64) - 0.5) * 2 * jitter * step
-        inv = torch.sort(inv, descending=True).values
+        step = inv[0] - inv[1]  # > 0
+        inv = inv + (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1) * jitter * step
     return (1.0 / inv).float()

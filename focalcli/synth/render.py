@@ -22,6 +22,7 @@ from focalcli.io.stack import Camera, FocalStack
 from focalcli.optics.defocus import PSFS, linear_to_srgb, render_defocus, srgb_to_linear
 from focalcli.optics.thinlens import MIN_F_NUMBER, coc_gain
 from focalcli.synth.sampling import SampleParams
+from focalcli.synth.sensor import add_sensor_noise, noise_on, quantize
 
 __all__ = ["SynthConfig", "add_sensor_noise", "crop_flip", "fill_depth", "max_blur_px", "render_frames",
            "render_sample", "render_stack"]
@@ -94,69 +95,6 @@ def fill_depth(depth: torch.Tensor) -> torch.Tensor:
     return torch.where(valid, depth, 1.0 / filled)
 
 
-def _per_sample(value, B: int, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """A float or a (B,) sequence/tensor as a (B,) tensor on ``device``."""
-    t = torch.as_tensor(value, dtype=torch.float64).flatten() if not isinstance(value, torch.Tensor) else value
-    t = t.reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(B)
-    if t.numel() != B:
-        raise InputError(f"{name} needs one value or one per sample ({B}), got {t.numel()}")
-    return t.to(device, dtype)
-
-
-def add_sensor_noise(
-    linear: torch.Tensor,
-    shot: float | Sequence[float] | torch.Tensor,
-    read: float | Sequence[float] | torch.Tensor,
-    generator: torch.Generator | None = None,
-    *,
-    noise_seed: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Shot + read noise in linear light: ``x + sqrt(shot * x + read^2) * n``, ``n ~ N(0, 1)``.
-
-    Args:
-        linear: linear-light values, shape (B, ...).
-        shot: shot-noise variance per unit of signal, a float or one per sample (B,) (sequence or tensor).
-        read: read-noise standard deviation, a float or one per sample (B,) (sequence or tensor).
-        generator: source of ``n`` (``torch.randn``; the numbers depend on the device).
-        noise_seed: one int64 seed per sample (B,): ``n`` from ``synth.noise.counter_normal``, the same on every
-            device and independent of the batch; takes precedence over ``generator``.
-
-    Shape:
-        (B, ...) -> same
-    """
-    B = linear.shape[0]
-    shot_t = _per_sample(shot, B, "shot noise", linear.device, linear.dtype)  # (B,)
-    read_t = _per_sample(read, B, "read noise", linear.device, linear.dtype)  # (B,)
-    if not _noise_on(shot) and not _noise_on(read):
-        return linear
-    view = (B,) + (1,) * (linear.dim() - 1)
-    std = torch.sqrt(shot_t.view(view) * linear.clamp_min(0) + read_t.view(view) ** 2)
-    if noise_seed is not None:
-        from focalcli.synth.noise import counter_normal
-
-        noise = counter_normal(torch.as_tensor(noise_seed).to(linear.device), tuple(linear.shape[1:]), linear.dtype)
-    else:
-        noise = torch.randn(linear.shape, generator=generator, device=linear.device, dtype=linear.dtype)
-    return linear + std * noise
-
-
-def _quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
-    if bits == 0:
-        return x
-    levels = float(2**bits - 1)
-    return torch.round(x * levels) / levels
-
-
-def _noise_on(value) -> bool:
-    if isinstance(value, torch.Tensor):
-        return value.numel() > 0 and bool((value > 0).any())
-    if isinstance(value, int | float):
-        return value > 0
-    return any(v > 0 for v in value)
-
-
 def render_frames(
     rgb: torch.Tensor,
     depth: torch.Tensor,
@@ -213,7 +151,7 @@ def render_frames(
     psf_power = config.psf_power if psf_power is None else psf_power
     shot = config.shot_noise if shot_noise is None else shot_noise
     read = config.read_noise if read_noise is None else read_noise
-    noisy = _noise_on(shot) or _noise_on(read)
+    noisy = noise_on(shot) or noise_on(read)
     if noisy and generator is None and noise_seed is None:
         raise ConfigError("noise is on but neither a torch.Generator nor noise seeds were passed")
     if noise_seed is not None:
@@ -234,7 +172,7 @@ def render_frames(
         frames = frames * exposure.to(frames.device, frames.dtype)[:, :, None, None, None]
     if noisy:
         frames = add_sensor_noise(frames, shot, read, generator, noise_seed=noise_seed)
-    return _quantize(linear_to_srgb(frames), config.bit_depth)
+    return quantize(linear_to_srgb(frames), config.bit_depth)
 
 
 def render_stack(

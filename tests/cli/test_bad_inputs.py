@@ -63,7 +63,7 @@ def _interrupt(*args, **kwargs):
 FAULTS: dict[str, tuple[str, Callable]] = {
     "disk full at rename": ("focalcli.io.atomic.os.replace", _enospc),
     "disk full in np.save": ("numpy.save", _enospc),
-    "Ctrl-C while writing the all-in-focus image": ("focalcli.predict.write_image", _interrupt),
+    "Ctrl-C while writing the all-in-focus image": ("focalcli.predict.run.write_image", _interrupt),
     "Ctrl-C while rendering": ("focalcli.synthesize.render_sample", _interrupt),
 }
 

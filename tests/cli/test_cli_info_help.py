@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from focalcli.cli.app import app
 from focalcli.io.images import write_image
 from tests import synthetic
-from tests.cli.test_cli_predict import assert_one_line_error
+from tests.cli.asserts import assert_one_line_error
 from tests.conftest import write_frames
 
 runner = CliRunner()

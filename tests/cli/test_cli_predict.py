@@ -6,21 +6,14 @@ from typer.testing import CliRunner
 
 from focalcli.cli.app import app
 from focalcli.io.depth import read_depth
-from tests.test_io_stack import BAD, _bad_stack
+from tests.bad_stacks import BAD, _bad_stack
+from tests.cli.asserts import assert_one_line_error
 
 runner = CliRunner()
 
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code, fragment):
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.stdout)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert fragment in result.stderr.replace("\n", " ")
-    assert "Traceback" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".png", ".tiff"])
@@ -93,28 +86,6 @@ def test_predict_usage_errors_are_code_2(tiny_stack, tmp_path):
     assert run("predict", tiny_stack).exit_code == 2  # missing -o
     assert run("predict", tiny_stack, "-o", tmp_path / "d.png", "--method", "magic").exit_code == 2
     assert run("predict", tiny_stack, "-o", tmp_path / "d.png", "--measure", "magic").exit_code == 2
-
-
-def test_info(plane_stack, tiny_stack):
-    folder, _ = plane_stack
-    r = run("info", folder, "--json")
-    assert r.exit_code == 0
-    s = json.loads(r.stdout)
-    assert s["count"] == 10 and s["width"] == 128 and s["height"] == 96 and s["bit_depth"] == 8
-    assert s["focus_distance_source"] == "stack.json" and len(s["focus_distances_m"]) == 10
-    assert "camera.pixel_pitch_um" in s["missing"]
-    r = run("info", tiny_stack)
-    assert r.exit_code == 0 and "focus     unknown" in r.stdout
-    assert_one_line_error(run("info", tiny_stack / "nope"), 3, "no such folder")
-
-
-def test_fuse(plane_stack, tmp_path):
-    folder, _ = plane_stack
-    r = run("fuse", folder, "-o", tmp_path / "aif.tif")
-    assert r.exit_code == 0, r.stderr
-    assert (tmp_path / "aif.tif").is_file()
-    assert_one_line_error(run("fuse", folder, "-o", tmp_path / "aif.tif"), 6, "exists already")
-    assert_one_line_error(run("fuse", folder, "-o", tmp_path / "aif.npy"), 6, "unknown output extension")
 
 
 def test_version_and_help():

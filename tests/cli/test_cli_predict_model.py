@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from focalcli.cli.app import app
 from focalcli.weights import export_model
-from tests.cli.test_cli_predict import assert_one_line_error
+from tests.cli.asserts import assert_one_line_error
 from tests.models_common import micro
 
 runner = CliRunner()

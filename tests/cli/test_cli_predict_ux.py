@@ -17,9 +17,9 @@ from focalcli.io.depth import read_depth
 from focalcli.io.images import read_image, write_image
 from focalcli.io.pointcloud import read_ply
 from tests import synthetic
-from tests.cli.test_cli_predict import assert_one_line_error
+from tests.cli.asserts import assert_one_line_error
 from tests.conftest import write_frames
-from tests.test_align_check import breathing_stack
+from tests.synthetic_align import breathing_stack
 
 runner = CliRunner()
 

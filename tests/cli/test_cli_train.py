@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 from focalcli.cli.app import app
 from tests.datasets_tiny import write_stacks
-from tests.test_train_loop import TINY
+from tests.train_tiny import TINY
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from focalcli.models.inference import predict_depth
 from focalcli.runtime import device_errors, resolve_device
 from focalcli.synth.render import SynthConfig, render_frames
 from focalcli.weights import export_model
-from tests.cli.test_cli_predict import assert_one_line_error
+from tests.cli.asserts import assert_one_line_error
 from tests.models_common import micro, stack
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -136,7 +136,7 @@ def test_training_samples_rendered_on_cuda_equal_the_cpu_workers(tmp_path):
     from focalcli.data import build_source, collate_samples, parse_data_spec, render_prepared
     from focalcli.train.augment import AugmentOptions
     from focalcli.train.mixture import MixtureDataset
-    from tests.test_train_data_synthetic import write_rgbd
+    from tests.datasets_tiny import write_rgbd
 
     root = write_rgbd(tmp_path / "rgbd", h=96, w=128)
     for spec in ("procedural", f"synth:{root}"):
@@ -158,7 +158,7 @@ def test_training_samples_rendered_on_cuda_equal_the_cpu_workers(tmp_path):
 
 def test_train_with_device_rendering_on_cuda(tmp_path):
     from focalcli.train.loop import train
-    from tests.test_train_loop import read_log, tiny_config
+    from tests.train_tiny import read_log, tiny_config
 
     synth = {"shapes": 6, "eval_size": 32, "eval_items": 1, "eval_frames": 3}
     cfg = tiny_config(None, data=("procedural",), synth_options=synth, steps=3, val_every=0, frames_min=2,
@@ -174,7 +174,7 @@ def test_train_with_amp_and_resume_on_cuda(tmp_path):
     from focalcli.train.checkpoint import load_checkpoint
     from focalcli.train.loop import train
     from tests.datasets_tiny import write_stacks
-    from tests.test_train_loop import read_log, tiny_config
+    from tests.train_tiny import read_log, tiny_config
 
     data = write_stacks(tmp_path / "data", count=2, h=20, w=24)
     cfg = tiny_config(data, steps=6, save_every=2, val_every=3, device="cuda", amp=True)
