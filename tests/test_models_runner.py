@@ -68,3 +68,19 @@ def test_refuses_what_the_backend_cannot_do(weights):
         load_runner(weights, device="cpu", backend="numpy", precision="bf16")
     with pytest.raises(ConfigError, match="unknown backend"):
         load_runner(weights, device="cpu", backend="jax")
+
+
+def test_working_depth_is_resized_back_in_inverse_depth():
+    from focalcli.models.runner import _to_full_size
+
+    # a ramp linear in diopters from 0.5 to 2.5 D at the working size, resized to 2x: still linear in diopters
+    diopters = np.linspace(0.5, 2.5, 64, dtype=np.float32)[None].repeat(8, 0)  # (8, 64)
+    full = _to_full_size(1.0 / diopters, (16, 128), metric=True)
+    assert full.shape == (16, 128)
+    inner = 1.0 / full[:, 4:-4]  # away from the clamped borders
+    steps = np.diff(inner, axis=1)
+    assert np.allclose(steps, steps.mean(), rtol=1e-3)  # bilinear in metres would bend the diopter ramp
+    assert np.allclose(1.0 / full[0, [1, -2]], [0.5, 2.5], atol=0.04)
+    # frame-index depth is resized as it is
+    idx = np.linspace(1, 10, 64, dtype=np.float32)[None].repeat(8, 0)
+    assert np.allclose(np.diff(_to_full_size(idx, (16, 128), metric=False)[:, 4:-4], axis=1), 9 / 63 / 2, rtol=1e-3)
