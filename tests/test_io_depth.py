@@ -41,3 +41,16 @@ def test_read_depth_rejects_unknown(tmp_path):
     (tmp_path / "d.xyz").write_text("1")
     with pytest.raises(InputError, match="unknown depth format"):
         read_depth(tmp_path / "d.xyz")
+
+
+def test_preview_fades_low_confidence_to_dark_grey():
+    depth = np.tile(np.linspace(1.0, 3.0, 40, dtype=np.float32), (20, 1))
+    confidence = np.ones_like(depth)
+    confidence[:10] = 0.0  # top half: no focus evidence
+    rgb = colorize_depth(depth, confidence, depth_range=(1.0, 3.0)).astype(int)
+    sure = colorize_depth(depth, None, depth_range=(1.0, 3.0)).astype(int)
+    assert (rgb[10:] == sure[10:]).all()  # confident pixels keep their colour
+    assert (rgb[:10] == 40).all()  # no evidence: flat dark grey, whatever the depth
+    confidence[:10] = 0.35  # half-way up the fade: between the two
+    mid = colorize_depth(depth, confidence, depth_range=(1.0, 3.0)).astype(int)[:10]
+    assert (np.abs(mid - 40) <= np.abs(sure[:10] - 40)).all() and (mid != 40).any() and (mid != sure[:10]).any()
