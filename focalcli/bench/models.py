@@ -83,6 +83,27 @@ def _run(model, frames, distances, precision, repeats, device, compile_mode=None
     return runs[-1][0], statistics.median(t for _, t in runs), shares
 
 
+def _numpy_row(model, x, fd, repeats: int, torch_row: dict) -> dict:
+    """The same case on the FocusVolume model's numpy twin (what ``focal predict`` runs on a CPU), with the largest
+    depth difference to torch relative to the depth range."""
+    import numpy as np
+
+    from focalcli.models.focusvolume_numpy import FocusVolumeNumpy
+
+    net = FocusVolumeNumpy(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+    frames = [f.permute(1, 2, 0).numpy() for f in x[0].cpu()]  # (H, W, 3) each
+    positions = (1.0 / fd[0].cpu().double().numpy()) if fd is not None else np.arange(len(frames), dtype=np.float64)
+    net.predict(frames, positions)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        position, _ = net.predict(frames, positions)
+        times.append(time.perf_counter() - t)
+    seconds = statistics.median(times)
+    return {**torch_row, "preset": f"{torch_row['preset']} (numpy)", "seconds": round(seconds, 4),
+            "ms": round(seconds * 1000, 2), "shares": None, "threads": None}
+
+
 def models(
     presets: str = typer.Option("", "--presets", help="Comma-separated preset names (default: all)."),
     weights: str = typer.Option("", "--weights", help="Benchmark this exported model file instead of the presets."),
@@ -120,7 +141,7 @@ def models(
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         model = (load_model(name) if weights else build_model(name)).to(dev).eval()
-        aware = model.config.focus_distance_aware
+        aware = getattr(model.config, "focus_distance_aware", True)  # a FocusVolume model always is
         for size in (int(s) for s in sizes.split(",")):
             x = torch.rand(1, frames, 3, size, size, generator=gen).to(dev)
             fd = (1.0 / torch.linspace(1 / 0.2, 1 / 2.0, frames))[None].to(dev) if aware else None
@@ -129,7 +150,8 @@ def models(
             row = {"preset": model.config.name if weights else name, "params": count_parameters(model), "size": size,
                    "frames": frames, "precision": precision, "device": str(dev), "threads": torch.get_num_threads(),
                    "compile": mode or "none", "seconds": round(seconds, 4), "ms": round(seconds * 1000, 2),
-                   "shares": {k: round(v, 3) for k, v in shares.items()} if shares else None}
+                   "shares": ({k: round(v, 3) for k, v in shares.items()}
+                              if shares and model.config.arch == "focdepthformer" else None)}
             if precision != "fp32" and compare:
                 ref, ref_seconds, _ = _run(model, x, fd, "fp32", repeats, dev, mode, warmup)
                 diff = (depth - ref).abs()
@@ -139,6 +161,8 @@ def models(
                            max_rel_diff=float(rel.max()), mean_rel_diff=float(rel.mean()),
                            max_diff_over_range=float(diff.max()) / span if span > 0 else None)
             rows.append(row)
+            if model.config.arch == "focusvolume" and dev.type == "cpu" and precision == "fp32":
+                rows.append(_numpy_row(model, x, fd, repeats, row))
     if as_json:
         con.print_json(rows)
         return
@@ -150,8 +174,8 @@ def models(
     typer.echo(head)
     for r in rows:
         s = r["shares"]
-        parts = (f"{s['stem']:>5.0%}{s['encoder']:>6.0%}{s['fusion']:>6.0%}{s['decoder']:>6.0%}" if s
-                 else f"{'-':>5}{'-':>6}{'-':>6}{'-':>6}")
+        parts = (f"{s['stem']:>5.0%}{s['encoder']:>6.0%}{s['fusion']:>6.0%}{s['decoder']:>6.0%}"
+                 if s and "stem" in s else f"{'-':>5}{'-':>6}{'-':>6}{'-':>6}")
         line = f"{r['preset']:<24}{r['params'] / 1e6:>7.1f}M{r['size']:>6}{r['seconds'] * 1000:>10.2f}  {parts}"
         if precision != "fp32" and compare:
             span = r["max_diff_over_range"]

@@ -118,7 +118,7 @@ class FocusVolumeNumpy:
     """A FocusVolume network from its config and weights (float arrays named as in the torch state dict).
 
     Use: pad each frame to a multiple of ``config.stride`` (edge replication), call ``frame_energies`` and
-    ``frame_image`` per frame, then ``volume``. ``FocusVolumeNumpy.predict`` does all of it for an in-memory stack.
+    ``frame_image`` per frame, then ``volume`` and ``position``; ``predict`` does all of it for a stream of frames.
     """
 
     def __init__(self, config: FocusVolumeConfig, weights: dict[str, np.ndarray]):
@@ -133,6 +133,32 @@ class FocusVolumeNumpy:
         self.up = [_Block(w, f"up.{i}") for i in range(L - 1)]
         self.logit = _Conv(w["logit.weight"], w["logit.bias"])
         self.residual = _Conv(w["residual.weight"], w["residual.bias"])
+
+    def predict(self, frames, positions: np.ndarray, *, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """Position on the focus axis of every pixel of a stack, streaming its frames.
+
+        Args:
+            frames: an iterable of ``(H, W, 3)`` float32 sRGB frames in [0, 1], near to far (any H, W: padded by
+                edge replication to a multiple of ``config.stride``, cropped back).
+            positions: ``(N,)`` diopters, or frame indices without focus distances.
+            progress: optional ``progress(done, total)`` called after each frame.
+
+        Returns:
+            ``(position (H, W), top weight (H, W))`` as ``position`` returns them.
+        """
+        n, s = len(positions), self.config.stride
+        energies, image, h, w = [], 0.0, 0, 0
+        for i, frame in enumerate(frames):
+            h, w = frame.shape[:2]
+            pad = ((0, -h % s), (0, -w % s), (0, 0))
+            padded = np.pad(frame, pad, mode="edge") if any(p[1] for p in pad) else frame
+            energies.append(self.frame_energies(padded))
+            image = image + self.frame_image(padded)
+            if progress is not None:
+                progress(i + 1, n)
+        logits, residual = self.volume(np.stack(energies), (image / n).astype(np.float32), positions)
+        position, top = self.position(logits, residual, positions)
+        return position[:h, :w], top[:h, :w]
 
     def frame_energies(self, frame: np.ndarray) -> np.ndarray:
         """Learned focus measures of one frame: ``(H, W, 3)`` sRGB in [0, 1] (H, W multiples of 4) -> log

@@ -129,21 +129,8 @@ class ModelRunner:
                            units=units)
 
     def _run_numpy(self, frames, n, size, fd, progress):
-        net = self.model
-        s = net.config.stride
-        h, w = size
-        pad = ((0, -h % s), (0, -w % s), (0, 0))
-        energies, image = [], 0.0
-        for i, frame in enumerate(frames):
-            padded = np.pad(frame, pad, mode="edge") if any(p[1] for p in pad) else frame
-            energies.append(net.frame_energies(padded))
-            image = image + net.frame_image(padded)
-            if progress is not None:
-                progress(i + 1, n)
         positions = 1.0 / np.asarray(fd, np.float64) if fd is not None else np.arange(n, dtype=np.float64)
-        logits, residual = net.volume(np.stack(energies), (image / n).astype(np.float32), positions)
-        position, top = net.position(logits, residual, positions)
-        position, top = position[:h, :w], top[:h, :w]
+        position, top = self.model.predict(frames, positions, progress=progress)
         if fd is None:
             return position + 1.0, top
         floor = max(float(positions.min()) * 0.1, 1e-3)  # as heads.position_to_depth
