@@ -64,10 +64,7 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
     if tokens[0] == b"PF":
         raise InputError(f"{p}: colour PFM; a depth or disparity map must have one channel")
     w, h = _header_size(p, tokens, "PFM")
-    try:
-        scale = float(tokens[3])
-    except ValueError as e:
-        raise InputError(f"{p}: bad PFM header ({e})") from e
+    scale = _header_number(p, tokens[3], float, "PFM")
     if not np.isfinite(scale) or scale == 0:
         raise InputError(f"{p}: bad PFM header (scale {scale})")
     n = w * h * 4
@@ -75,6 +72,14 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{p}: truncated PFM ({len(tokens[4])} of {n} bytes)")
     arr = np.frombuffer(data[len(data) - n :], dtype="<f4" if scale < 0 else ">f4").reshape(h, w)
     return np.ascontiguousarray(arr[::-1]).astype(np.float32)
+
+
+def _header_number(path: Path, token: bytes, kind: type, fmt: str):
+    """A number of a PFM/PGM header; a token that is not one is an ``InputError``."""
+    try:
+        return kind(token)
+    except ValueError as e:
+        raise InputError(f"{path}: bad {fmt} header ({e})") from e
 
 
 def _read_raw(path: Path) -> np.ndarray:
@@ -92,10 +97,7 @@ def _read_pgm_little_endian(path: Path) -> np.ndarray:
     if len(tokens) < 5 or tokens[0] != b"P5":
         raise InputError(f"{path}: not a binary PGM (P5) file")
     w, h = _header_size(path, tokens, "PGM")
-    try:
-        maxval = int(tokens[3])
-    except ValueError as e:
-        raise InputError(f"{path}: bad PGM header ({e})") from e
+    maxval = _header_number(path, tokens[3], int, "PGM")
     if not 256 <= maxval <= 65535:  # 1-byte samples (maxval < 256) are no Kinect disparity
         raise InputError(f"{path}: bad PGM header (maxval {maxval}; a 16-bit PGM has 256..65535)")
     n = w * h * 2
