@@ -19,9 +19,9 @@ def tile(path, height):
     return cv2.resize(img, (round(img.shape[1] * height / img.shape[0]), height), interpolation=cv2.INTER_AREA)
 
 
-def label(img: np.ndarray, text: str) -> np.ndarray:
+def label(img: np.ndarray, text: str, scale: float = 0.55) -> np.ndarray:
     """White text on a dark, half-transparent banner in the top-left corner (nothing clipped at any tile size)."""
-    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, 1
     (tw, th), base = cv2.getTextSize(text, font, scale, thick)
     x0, y0, x1, y1 = 0, 0, min(img.shape[1], tw + 10), th + base + 8
     img[y0:y1, x0:x1] = (0.35 * img[y0:y1, x0:x1]).astype(img.dtype)

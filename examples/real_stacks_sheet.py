@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from figure import label  # examples/figure.py, beside this script
 
 STACKS = ("pcb/pcb_depthmap", "pcb/pcb", "dsc-nikon", "mcguinness/input", "dfd-breakfast")
 STACK_JSON = {
@@ -35,13 +36,7 @@ STACK_JSON = {
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
-    """White text on a dark, half-transparent banner in the top-left corner (nothing clipped at any tile size)."""
-    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1
-    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
-    x0, y0, x1, y1 = 0, 0, min(img.shape[1], tw + 10), th + base + 8
-    img[y0:y1, x0:x1] = (0.35 * img[y0:y1, x0:x1]).astype(img.dtype)
-    cv2.putText(img, text, (5, th + 4), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return img
+    return label(img, text, scale=0.45)  # smaller tiles than the README figure's
 
 
 def _tile(path: Path, height: int, text: str) -> np.ndarray:

@@ -3,9 +3,9 @@
 For each scene NAME it writes ``OUT/NAME/stack/`` (frames + ``stack.json`` with ``focus_distances_m`` and
 ``camera``), ``OUT/NAME/depth.npy`` (float32 metres, 0 = invalid), ``OUT/NAME/aif.png`` (the sharp source image)
 and ``OUT/NAME/scene.json`` (source, seed, every parameter), and at the end ``OUT/manifest.json`` listing
-everything. A scene is rendered into a staging folder ``OUT/.NAME.XXXXXXXX.partial`` and renamed when complete, so
-``OUT/NAME`` is always whole; a second run skips complete scenes rendered with the same options and redoes the rest
-(staging folders a killed run left are removed; only folders focal marked as its own are ever deleted).
+everything. A scene is rendered into a staging folder ``OUT/.NAME.<random suffix>.partial`` and renamed when
+complete, so ``OUT/NAME`` is always whole; a second run skips complete scenes rendered with the same options and
+redoes the rest (staging folders a killed run left are removed; only folders focal marked as its own are ever deleted).
 
 Worker processes die with the parent (even after ``kill -9``), and Ctrl-C stops the pool at once.
 

@@ -51,3 +51,14 @@ def tiny_stack(tmp_path) -> Path:
     """A 3-frame 40x32 stack folder without focus distances."""
     frames, _, _ = synthetic.step_planes(h=32, w=40, n=3)
     return write_frames(tmp_path / "tiny", frames)
+
+
+@pytest.fixture(scope="module")
+def micro_weights(tmp_path_factory) -> Path:
+    """A tiny untrained FocDepthFormer exported as a safetensors model file."""
+    from focalcli.weights import export_model
+    from tests.models_common import micro
+
+    path = tmp_path_factory.mktemp("w") / "micro.safetensors"
+    export_model(micro(True), path, trained_on="nothing (test)")
+    return path

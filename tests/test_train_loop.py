@@ -10,7 +10,7 @@ from focalcli.train.checkpoint import load_checkpoint
 from focalcli.train.config import RUNTIME_KEYS, TrainConfig
 from focalcli.train.loop import train
 from tests.datasets_tiny import write_stacks
-from tests.train_tiny import TINY, read_log, tiny_config
+from tests.train_tiny import TINY, read_log, tiny_config, train_killed_at
 
 
 # A model small enough that a step takes a few tens of milliseconds on one CPU core.
@@ -37,15 +37,7 @@ def test_resume_gives_the_same_next_losses(tmp_path):
     cfg = tiny_config(data, steps=6, save_every=2, val_every=0)
     train(cfg, tmp_path / "full")
 
-    class Killed(Exception):
-        """Stands in for the process being killed mid-run."""
-
-    def kill_at_3(step, loss):
-        if step == 3:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(cfg, tmp_path / "cut", on_step=kill_at_3)
+    train_killed_at(cfg, tmp_path / "cut")
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["step"] == 4
     summary = train(cfg, tmp_path / "cut", resume=True)
     assert summary["start_step"] == 4

@@ -18,3 +18,21 @@ def tiny_config(data_dir, **kw) -> TrainConfig:
 
 def read_log(run):
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+class Killed(Exception):
+    """Stands in for the process being killed mid-run."""
+
+
+def train_killed_at(cfg: TrainConfig, run_dir, step: int = 3) -> None:
+    """Run ``train`` until the end of ``step``, then stop it as a kill would (no clean-up, no final checkpoint)."""
+    import pytest
+
+    from focalcli.train.loop import train
+
+    def kill(at, loss):
+        if at == step:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, run_dir, on_step=kill)

@@ -41,6 +41,15 @@ def _model(weights: str = ""):
 
 # name[:ARG] -> factory(ARG) of an ``evaluate`` predictor ((frames (N, 3, H, W), focus (N,)) -> depth (H, W) m)
 METHODS: dict[str, Callable[[str], Callable]] = {"textbook": _textbook, "classic": _classic, "model": _model}
+
+
+def _check_methods(methods) -> None:
+    """Raise ``ConfigError`` on a method name (before any ``:FILE``) that ``METHODS`` lacks."""
+    from focalcli.errors import ConfigError
+
+    unknown = [m for m in methods if m.partition(":")[0] not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}; use one of {', '.join(METHODS)}")
 COLUMNS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta1", "delta2", "delta3")
 
 
@@ -72,12 +81,9 @@ def score_valset(valset: str | Path, methods: list[str], *,
         InputError: ``valset`` holds no sets. ConfigError: unknown method.
     """
     from focalcli.data.stacks import StackFolderSource
-    from focalcli.errors import ConfigError
     from focalcli.evaluation.evaluate import evaluate
 
-    unknown = [m for m in methods if m.partition(":")[0] not in METHODS]
-    if unknown:
-        raise ConfigError(f"unknown method {unknown[0]!r}; use one of {', '.join(METHODS)}")
+    _check_methods(methods)
     results = []
     for folder in _sets(Path(valset)):
         source = StackFolderSource(folder)
@@ -135,11 +141,8 @@ def score_frame_index(valset: str | Path, methods: list[str], *,
         (share of pixels within half a frame spacing).
     """
     from focalcli.data.stacks import StackFolderSource
-    from focalcli.errors import ConfigError
 
-    unknown = [m for m in methods if m.partition(":")[0] not in METHODS]
-    if unknown:
-        raise ConfigError(f"unknown method {unknown[0]!r}; use one of {', '.join(METHODS)}")
+    _check_methods(methods)
     results = []
     for folder in _sets(Path(valset)):
         source = StackFolderSource(folder)

@@ -296,7 +296,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def partial_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
-    """A staging folder ``PARENT/.NAME.XXXXXXXX.partial`` marked as focal's; removed when the block exits.
+    """A staging folder ``PARENT/.NAME.<random suffix>.partial`` marked as focal's; removed when the block exits.
 
     Whatever the block does not move out of it is deleted on success, error and interrupt alike. A folder left by a
     killed process is recognised by its marker and removed by ``remove_partial_folders`` on the next run.

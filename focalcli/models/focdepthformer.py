@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focalcli.checks import check_finite, check_range, check_shape
+from focalcli.checks import check_shape
 from focalcli.errors import InputError
 from focalcli.models.config import ModelConfig
 from focalcli.models.decoder import DepthHead, DPTDecoder
 from focalcli.models.encoder import FocusDistanceEmbedding, ViTEncoder
 from focalcli.models.focus_head import FocusHead
 from focalcli.models.fusion import LatentStackFusion
-from focalcli.models.heads import frame_positions, position_to_depth
+from focalcli.models.heads import check_stack_inputs, frame_positions, position_to_depth
 from focalcli.models.stem import MultiScaleStem
 
 __all__ = ["FocDepthFormer", "ModelConfig", "default_focus_distances"]
@@ -88,16 +88,7 @@ class FocDepthFormer(nn.Module):
         once here, outside the forward pass (and outside a compiled region); ``forward(..., validate=False)`` then
         checks only shapes. Values on the ``meta`` device are not checked.
         """
-        sizes = check_shape(frames, "B N 3 H W", "frames")
-        if focus_distances_m is None:
-            return
-        fd = check_shape(focus_distances_m, "B N", "focus_distances_m")
-        if (fd["B"], fd["N"]) != (sizes["B"], sizes["N"]):
-            raise InputError(f"focus_distances_m has shape {tuple(focus_distances_m.shape)}, frames need "
-                             f"({sizes['B']}, {sizes['N']})")
-        if focus_distances_m.device.type != "meta":
-            check_finite(focus_distances_m, "focus_distances_m")
-            check_range(focus_distances_m, 1e-6, None, "focus_distances_m")
+        check_stack_inputs(frames, focus_distances_m)
 
     def _diopters(self, focus_distances_m: torch.Tensor | None, B: int, N: int, frames: torch.Tensor):
         if focus_distances_m is None:

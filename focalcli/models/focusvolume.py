@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focalcli.checks import check_finite, check_range, check_shape
+from focalcli.checks import check_shape
 from focalcli.errors import InputError
 from focalcli.models.config import FocusVolumeConfig
 from focalcli.models.focusvolume_numpy import LOG_EPS
-from focalcli.models.heads import frame_positions, position_to_depth, soft_position
+from focalcli.models.heads import check_stack_inputs, frame_positions, position_to_depth, soft_position
 
 __all__ = ["FocusVolumeConfig", "FocusVolumeNet", "frame_taps", "schedule_features"]
 
@@ -129,16 +129,7 @@ class FocusVolumeNet(nn.Module):
         The value checks read the tensors on the host, so they run once, outside the forward pass (see
         ``models.inference.predict_depth``).
         """
-        sizes = check_shape(frames, "B N 3 H W", "frames")
-        if focus_distances_m is None:
-            return
-        fd = check_shape(focus_distances_m, "B N", "focus_distances_m")
-        if (fd["B"], fd["N"]) != (sizes["B"], sizes["N"]):
-            raise InputError(f"focus_distances_m has shape {tuple(focus_distances_m.shape)}, frames need "
-                             f"({sizes['B']}, {sizes['N']})")
-        if focus_distances_m.device.type != "meta":
-            check_finite(focus_distances_m, "focus_distances_m")
-            check_range(focus_distances_m, 1e-6, None, "focus_distances_m")
+        check_stack_inputs(frames, focus_distances_m)
 
     def energies(self, gray: torch.Tensor) -> torch.Tensor:
         """Learned focus measures of single gray frames: ``(F, 1, H, W)`` -> log energies ``(F, bands * scales,

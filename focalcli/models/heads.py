@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["frame_positions", "mean_spacing", "position_to_depth", "soft_position", "two_hot"]
+from focalcli.checks import check_finite, check_range, check_shape
+from focalcli.errors import InputError
+
+__all__ = ["check_stack_inputs", "frame_positions", "mean_spacing", "position_to_depth", "soft_position", "two_hot"]
 
 
 def frame_positions(focus_distances_m: torch.Tensor | None, batch: int, frames: int,
@@ -129,3 +132,22 @@ def two_hot(depth: torch.Tensor, positions: torch.Tensor, metric: bool) -> tuple
     frames = torch.arange(N, device=depth.device, dtype=index.dtype)[None, :, None, None]  # (1, N, 1, 1)
     targets = (frames == i0) * (1 - w1) + (frames == i0 + 1) * w1  # (B, N, H, W)
     return targets, outside
+
+
+def check_stack_inputs(frames: torch.Tensor, focus_distances_m: torch.Tensor | None) -> None:
+    """Shapes of a stack and its focus distances, and the distances' values (finite, positive); values on the
+    ``meta`` device are not checked. Reads the tensors on the host: run it once, outside the forward pass.
+
+    Raises:
+        ShapeError: bad shapes. InputError: distances that do not match the frames or are not finite and positive.
+    """
+    sizes = check_shape(frames, "B N 3 H W", "frames")
+    if focus_distances_m is None:
+        return
+    fd = check_shape(focus_distances_m, "B N", "focus_distances_m")
+    if (fd["B"], fd["N"]) != (sizes["B"], sizes["N"]):
+        raise InputError(f"focus_distances_m has shape {tuple(focus_distances_m.shape)}, frames need "
+                         f"({sizes['B']}, {sizes['N']})")
+    if focus_distances_m.device.type != "meta":
+        check_finite(focus_distances_m, "focus_distances_m")
+        check_range(focus_distances_m, 1e-6, None, "focus_distances_m")

@@ -3,23 +3,13 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 from typer.testing import CliRunner
 
 from focalcli.cli.app import app
-from focalcli.weights import export_model
 from tests.cli.asserts import assert_one_line_error
-from tests.models_common import micro
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def micro_weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("w") / "micro.safetensors"
-    export_model(micro(True), path, trained_on="nothing (test)")
-    return path
 
 
 def test_model_method_metric_with_focus_distances(plane_stack, tmp_path, micro_weights):

@@ -16,19 +16,11 @@ from focalcli.errors import DeviceError
 from focalcli.models.inference import predict_depth
 from focalcli.runtime import device_errors, resolve_device
 from focalcli.synth.render import SynthConfig, render_frames
-from focalcli.weights import export_model
 from tests.cli.asserts import assert_one_line_error
 from tests.models_common import micro, stack
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def micro_weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("w") / "micro.safetensors"
-    export_model(micro(True), path, trained_on="nothing (test)")
-    return path
 
 
 def _predict(folder, out, *extra):
@@ -174,21 +166,13 @@ def test_train_with_amp_and_resume_on_cuda(tmp_path):
     from focalcli.train.checkpoint import load_checkpoint
     from focalcli.train.loop import train
     from tests.datasets_tiny import write_stacks
-    from tests.train_tiny import read_log, tiny_config
+    from tests.train_tiny import read_log, tiny_config, train_killed_at
 
     data = write_stacks(tmp_path / "data", count=2, h=20, w=24)
     cfg = tiny_config(data, steps=6, save_every=2, val_every=3, device="cuda", amp=True)
     train(cfg, tmp_path / "full")
 
-    class Killed(Exception):
-        """Stands in for the process being killed mid-run."""
-
-    def kill_at_3(step, loss):
-        if step == 3:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(cfg, tmp_path / "cut", on_step=kill_at_3)
+    train_killed_at(cfg, tmp_path / "cut")
     assert train(cfg, tmp_path / "cut", resume=True)["start_step"] == 4
     full = {r["step"]: r["loss"] for r in read_log(tmp_path / "full") if "loss" in r}
     cut = {r["step"]: r["loss"] for r in read_log(tmp_path / "cut") if "loss" in r}
