@@ -184,67 +184,51 @@ def bench_depth(
     from rich.console import Console
     from rich.table import Table
 
-    from focalcli.errors import FocalError
     from focalcli.io.atomic import atomic_path
 
     err = Console(stderr=True)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if frame_index:
-        _frame_index_table(valset, names, json_out, err)
-        return
-    try:
-        rows = score_valset(valset, names, progress=lambda s, m: err.print(f"scoring {m} on {s}"))
-    except FocalError as e:
-        err.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True)
-        raise typer.Exit(e.exit_code) from None
-    table = Table(title=f"depth on {valset} (metric protocol: metres, no scale alignment)")
-    for col in ("set", "method", "stacks", "AbsRel", "SqRel", "RMSE", "logRMSE", "delta1", "delta2", "delta3",
-                "s/stack"):
+        rows = _scored(score_frame_index, valset, names, err)
+        title = f"frame-index depth on {valset} (no focus distances given; errors in frame spacings)"
+        columns = ("set", "method", "stacks", "RMSE", "mean |err|", "within 0.5")
+        cells = [(r["set"], r["method"], str(r["count"]), f"{r['rmse_frames']:.3f}", f"{r['mae_frames']:.3f}",
+                  f"{r['within_half']:.3f}") for r in rows]
+    else:
+        rows = _scored(score_valset, valset, names, err)
+        title = f"depth on {valset} (metric protocol: metres, no scale alignment)"
+        columns = ("set", "method", "stacks", "AbsRel", "SqRel", "RMSE", "logRMSE", "delta1", "delta2", "delta3",
+                   "s/stack")
+        cells = [(r["set"], r["method"], str(r["count"]), *(f"{r[k]:.4f}" for k in COLUMNS), f"{r['seconds']:.3f}")
+                 for r in rows]
+    table = Table(title=title)
+    for col in columns:
         table.add_column(col, justify="left" if col in ("set", "method") else "right")
-    previous = None
-    for r in rows:
-        table.add_row(r["set"] if r["set"] != previous else "", r["method"], str(r["count"]),
-                      *(f"{r[k]:.4f}" for k in COLUMNS), f"{r['seconds']:.3f}",
-                      end_section=r is not rows[-1] and rows[rows.index(r) + 1]["set"] != r["set"])
-        previous = r["set"]
+    for i, row in enumerate(cells):  # one section per set, its name on its first row
+        first = i == 0 or rows[i - 1]["set"] != rows[i]["set"]
+        last = i == len(rows) - 1 or rows[i + 1]["set"] != rows[i]["set"]
+        table.add_row(row[0] if first else "", *row[1:], end_section=last and i < len(rows) - 1)
     out = Console(highlight=False)
     if not out.is_terminal:
         out.width = 160
     out.print(table)
     if json_out is not None:
+        protocol = "frame_index" if frame_index else "metric"
         with atomic_path(json_out) as tmp:
-            tmp.write_text(json.dumps({"valset": str(valset), "protocol": "metric", "results": rows}, indent=2) + "\n",
+            tmp.write_text(json.dumps({"valset": str(valset), "protocol": protocol, "results": rows}, indent=2) + "\n",
                            encoding="utf-8")
         err.print(f"wrote {json_out}")
 
 
-def _frame_index_table(valset: Path, names: list[str], json_out: Path | None, err) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _scored(score, valset: Path, names: list[str], err) -> list[dict]:
+    """``score(valset, names)`` with progress on stderr; a user's error ends the command with one line."""
     from focalcli.errors import FocalError
-    from focalcli.io.atomic import atomic_path
 
     try:
-        rows = score_frame_index(valset, names, progress=lambda s, m: err.print(f"scoring {m} on {s}"))
+        return score(valset, names, progress=lambda s, m: err.print(f"scoring {m} on {s}"))
     except FocalError as e:
         err.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    table = Table(title=f"frame-index depth on {valset} (no focus distances given; errors in frame spacings)")
-    for col in ("set", "method", "stacks", "RMSE", "mean |err|", "within 0.5"):
-        table.add_column(col, justify="left" if col in ("set", "method") else "right")
-    for r in rows:
-        table.add_row(r["set"], r["method"], str(r["count"]), f"{r['rmse_frames']:.3f}", f"{r['mae_frames']:.3f}",
-                      f"{r['within_half']:.3f}")
-    out = Console(highlight=False)
-    if not out.is_terminal:
-        out.width = 160
-    out.print(table)
-    if json_out is not None:
-        with atomic_path(json_out) as tmp:
-            tmp.write_text(json.dumps({"valset": str(valset), "protocol": "frame_index", "results": rows}, indent=2)
-                           + "\n", encoding="utf-8")
-        err.print(f"wrote {json_out}")
 
 
 def register(app: typer.Typer) -> None:
