@@ -29,7 +29,9 @@ converge), the check says so and does not align: ``--align on`` forces it.
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -152,25 +154,31 @@ def check_pairs(stack: FrameSource, pairs: list[tuple[int, int]], side: int = CH
     """
     size = stack.size
     ecc = AlignConfig()  # the ECC iterations and tolerance of focal align
-    cache: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
 
     def work(i: int) -> tuple[np.ndarray, list[np.ndarray]]:
-        if i not in cache:
-            small = gray_thumbnail(stack, i, side)
-            cache[i] = small, pyramid(representation(small))
-        return cache[i]
+        small = gray_thumbnail(stack, i, side)
+        return small, pyramid(representation(small))
 
-    out = []
-    for a, b in pairs:
-        small, template = work(a)
-        _, moving = work(b)
-        to_small = resize_map(size, small.shape)
+    def register(pair: tuple[int, int]) -> tuple[np.ndarray, float] | None:
+        (_, template), (_, moving) = cache[pair[0]], cache[pair[1]]
         try:  # first -> second, small px
             warp = register_pair(template, moving, "similarity", iterations=ecc.iterations, epsilon=ecc.epsilon)
-            quality = score(template[0], moving[0], warp)
+            return warp, score(template[0], moving[0], warp)
         except EccFailed:
+            return None
+
+    frames = sorted({i for pair in pairs for i in pair})
+    # decoding and ECC release the GIL: the frames, then the pairs, on every core
+    with ThreadPoolExecutor(max_workers=max(1, min(len(frames), os.cpu_count() or 1))) as pool:
+        cache = dict(zip(frames, pool.map(work, frames), strict=True))
+        found = list(pool.map(register, pairs))
+    out = []
+    for (a, b), fit in zip(pairs, found, strict=True):
+        if fit is None:
             out.append({"frames": [a, b], "failure": "ECC did not converge"})
             continue
+        warp, quality = fit
+        to_small = resize_map(size, cache[a][0].shape)
         m = np.linalg.inv(to_small) @ np.linalg.inv(warp) @ to_small  # second -> first, full-resolution px
         m /= m[2, 2]
         centre = np.array([(size[1] - 1) / 2, (size[0] - 1) / 2, 1.0])
