@@ -40,6 +40,9 @@ def test_focus_schedules_are_uniform_in_dioptres():
     d = focus_schedule("depth", 5, np.concatenate([depth, np.zeros(100, np.float32)]))  # zeros are holes
     assert d[0] == pytest.approx(np.percentile(depth, 5), rel=1e-3)
     assert d[-1] == pytest.approx(np.percentile(depth, 95), rel=1e-3)
+    s = focus_schedule("subject", 10, depth)  # the nearer half: the farther half lies beyond the far plane
+    assert s[0] == pytest.approx(np.percentile(depth, 5), rel=1e-3)
+    assert s[-1] == pytest.approx(np.percentile(depth, 50), rel=1e-3)
 
 
 def test_valset_layout_reproducible_and_readable_by_eval(tmp_path):

@@ -3,7 +3,7 @@
 The held-out RGB-D scenes of DIR (``io.rgbd.split_scenes``, the split training uses) are rendered by the reference
 renderer (``bench.reference_render``: numpy + OpenCV, independent of the training renderer) with a full-frame 50 mm
 lens (36 mm sensor, pixel pitch = 36 mm / image width), each scene first resized so its long side is at most 640 px
-(area for colour, nearest for depth), in five sets:
+(area for colour, nearest for depth), in six sets:
 
 ============================  ======  ======  =========================================================
 set                           frames  f-stop  focus distances (uniform in diopters)
@@ -13,6 +13,8 @@ set                           frames  f-stop  focus distances (uniform in diopte
 ``f2.8-n5-uniform``           5       F/2.8   0.6 m .. 10 m
 ``f2.8-n5-depth``             5       F/2.8   5th .. 95th percentile
 ``f2-n41-depth``              41      F/2     5th .. 95th percentile (a long, macro-like stack)
+``f2-n10-subject``            10      F/2     5th .. 50th percentile (the subject; the rest lies beyond the far
+                                              plane, as behind a focus-bracketed subject)
 ============================  ======  ======  =========================================================
 
 Each stack gets Poisson-Gaussian sensor noise drawn from (seed, scene, set): shot log-uniform in [1e-4, 2e-3], read
@@ -42,6 +44,7 @@ FOCAL_LENGTH_MM = 50.0
 SENSOR_WIDTH_MM = 36.0
 UNIFORM_RANGE_M = (0.6, 10.0)  # scene-agnostic schedule: near and far focus distance
 DEPTH_PERCENTILES = (5.0, 95.0)  # scene-dependent schedule
+SUBJECT_PERCENTILES = (5.0, 50.0)  # the nearer half of the scene: the rest is beyond the far focus plane
 SHOT_RANGE = (1e-4, 2e-3)  # shot-noise gain, log-uniform
 READ_RANGE = (5e-4, 4e-3)  # read-noise standard deviation, log-uniform
 
@@ -53,7 +56,7 @@ class ValSet:
     name: str
     frames: int
     f_number: float
-    schedule: str  # "uniform" (0.6 .. 10 m) or "depth" (5th .. 95th percentile of the scene's depth)
+    schedule: str  # "uniform" (0.6 .. 10 m), "depth" (5th .. 95th percentile) or "subject" (5th .. 50th)
 
 
 SETS = (
@@ -62,6 +65,7 @@ SETS = (
     ValSet("f2.8-n5-uniform", 5, 2.8, "uniform"),
     ValSet("f2.8-n5-depth", 5, 2.8, "depth"),
     ValSet("f2-n41-depth", 41, 2.0, "depth"),  # a long, macro-like stack (bench depth --frame-index)
+    ValSet("f2-n10-subject", 10, 2.0, "subject"),  # half the scene beyond the far focus plane
 )
 
 
@@ -69,7 +73,8 @@ def focus_schedule(kind: str, frames: int, depth_m) -> list[float]:
     """Focus distances (metres, increasing) uniform in diopters.
 
     Args:
-        kind: ``uniform`` (``UNIFORM_RANGE_M``) or ``depth`` (``DEPTH_PERCENTILES`` of the valid depth).
+        kind: ``uniform`` (``UNIFORM_RANGE_M``), ``depth`` (``DEPTH_PERCENTILES`` of the valid depth) or
+            ``subject`` (``SUBJECT_PERCENTILES``).
         frames: number of frames.
         depth_m: the scene's depth map (metres, 0 = invalid), used by ``depth``.
     """
@@ -77,9 +82,10 @@ def focus_schedule(kind: str, frames: int, depth_m) -> list[float]:
 
     if kind == "uniform":
         near, far = UNIFORM_RANGE_M
-    elif kind == "depth":
+    elif kind in ("depth", "subject"):
         valid = depth_m[depth_m > 0]
-        near, far = (float(v) for v in np.percentile(valid, DEPTH_PERCENTILES))
+        percentiles = DEPTH_PERCENTILES if kind == "depth" else SUBJECT_PERCENTILES
+        near, far = (float(v) for v in np.percentile(valid, percentiles))
         if far < near * 1.05:  # a flat scene: still span a little depth of field
             near, far = near / 1.1, far * 1.1
     else:
@@ -211,7 +217,8 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
             "resize": {"colour": "area", "depth": "nearest"},
             "schedules": {"uniform": {"near_m": UNIFORM_RANGE_M[0], "far_m": UNIFORM_RANGE_M[1],
                                       "spacing": "uniform in diopters"},
-                          "depth": {"percentiles": list(DEPTH_PERCENTILES), "spacing": "uniform in diopters"}},
+                          "depth": {"percentiles": list(DEPTH_PERCENTILES), "spacing": "uniform in diopters"},
+                          "subject": {"percentiles": list(SUBJECT_PERCENTILES), "spacing": "uniform in diopters"}},
             "noise": {"model": "x' = shot * Poisson(x / shot) + Normal(0, read^2), linear light",
                       "shot_range": list(SHOT_RANGE), "read_range": list(READ_RANGE),
                       "distribution": "log-uniform, drawn from (seed, scene, set)"},
@@ -230,7 +237,7 @@ def bench_valset(
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
-    """Render the fixed validation set: held-out RGB-D scenes, 4 camera/schedule settings, realistic noise."""
+    """Render the fixed validation set: held-out RGB-D scenes, 6 camera/schedule settings, realistic noise."""
     from rich.console import Console
 
     from focalcli.errors import FocalError
