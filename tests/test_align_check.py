@@ -10,6 +10,7 @@ from focalcli.align import check as check_mod
 from focalcli.align.check import check_alignment, corner_displacement, gray_thumbnail
 from focalcli.align.register import FrameTransform
 from focalcli.align.warp import coverage_mask, warp_frame
+from focalcli.errors import InputError
 from focalcli.io.stack import scan_stack
 from tests import synthetic
 from tests.conftest import write_frames
@@ -102,3 +103,13 @@ def test_coverage_mask_marks_the_uncovered_border():
     img = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
     warped = warp_frame(img, t, (0, 0, 30, 20), photometric=False)
     assert np.allclose(warped[:-2, 3:], img[2:, :-3], atol=1e-5)
+
+
+def test_unreadable_checked_frame_raises_input_error(tmp_path):
+    """The frames are decoded in threads: a frame that cannot be read still ends in the one InputError, naming it."""
+    frames, _, focus = synthetic.slanted_plane(h=64, w=80, n=12)
+    folder = write_frames(tmp_path / "s", frames, focus=focus)
+    sf = scan_stack(folder)
+    sf.frame_paths[6].write_bytes(b"not an image")
+    with pytest.raises(InputError, match=sf.frame_paths[6].name):
+        check_alignment(sf)
