@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -65,3 +66,25 @@ def test_classic_predictor_runs(tmp_path):
     src = DDFFSource(write_ddff_h5(tmp_path / "d.h5", n_val=1), split="val")
     res = evaluate(src, classic_predictor(), protocol="ddff", method="classic")
     assert len(res.rows) == 1 and all(math.isfinite(v) for v in res.mean.values())
+
+
+def test_a_predictor_with_a_camera_parameter_gets_the_stacks_optics(tmp_path):
+    """``focal eval`` runs classic as ``focal predict`` does: with the optics stack.json records."""
+    from focalcli.data.stacks import StackFolderSource
+    from focalcli.io.stack import Camera
+    from tests.datasets_tiny import write_stacks
+
+    folder = write_stacks(tmp_path / "stacks", count=1)
+    cam = Camera(focal_length_mm=50.0, f_number=2.0, pixel_pitch_um=5.0)
+    meta = folder / "s0" / "stack" / "stack.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "camera": cam.to_json()}))
+    seen = []
+
+    def with_optics(frames, focus, camera=None):
+        seen.append(camera)
+        return torch.ones(frames.shape[2:])
+
+    evaluate(StackFolderSource(folder), with_optics, protocol="metric")
+    assert seen == [cam]
+    plain = evaluate(StackFolderSource(folder), lambda frames, focus: torch.ones(frames.shape[2:]), protocol="metric")
+    assert len(plain.rows) == 1

@@ -2,10 +2,10 @@ import cv2
 import numpy as np
 import pytest
 
-from focalcli.focus.classic import all_in_focus, classic_scales, depth_from_focus
+from focalcli.focus.classic import BLUR_STEP_CAP, all_in_focus, blur_step_px, classic_scales, depth_from_focus
 from focalcli.focus.depth import PeakTracker, fill_weak, guided_filter, push_pull
 from focalcli.focus.measures import MEASURES, estimate_noise, focus_measure, gaussian_blur, presmooth_sigma, to_gray
-from focalcli.io.stack import scan_stack
+from focalcli.io.stack import Camera, scan_stack
 from tests import synthetic
 from tests.conftest import write_frames
 
@@ -162,6 +162,45 @@ def test_scales_grow_with_the_image_and_the_noise():
     assert presmooth_sigma(0.005) == 1.0 < presmooth_sigma(0.04) <= 3.0
     assert classic_scales(480, 640, noise=0.0, window=35, smooth=0).large == pytest.approx(35 / 12**0.5)
     assert classic_scales(480, 640, noise=0.0, window=None, smooth=0).fill == 0
+
+
+def test_blur_step_is_the_thin_lens_blur_growth_between_frames():
+    cam = Camera(focal_length_mm=50.0, f_number=2.0, pixel_pitch_um=56.25)
+    # focused at 1.25 m: A f s / (s - f) = 0.025 * 0.05 * 1.25 / 1.2 m per diopter; 0.2 D from the 1 m plane
+    expected = 0.025 * 0.05 * 1.25 / 1.2 * 0.2 / 56.25e-6
+    assert blur_step_px([1.0, 1.25], cam) == pytest.approx(expected)  # 4.63 px
+    assert blur_step_px([1.0, 1.25, 1.25 / 0.75], cam) == pytest.approx(float(np.median(
+        [expected, 0.025 * 0.05 * (5 / 3) / (5 / 3 - 0.05) * 0.2 / 56.25e-6])))
+    for missing in (Camera(focal_length_mm=50.0, f_number=2.0), Camera(f_number=2.0, pixel_pitch_um=5.0), Camera()):
+        assert blur_step_px([1.0, 1.25], missing) is None
+    assert blur_step_px(None, cam) is None and blur_step_px([1.0], cam) is None
+
+
+def test_a_large_blur_step_widens_the_small_window_only():
+    base = classic_scales(480, 640, noise=0.005, window=None, smooth=None)
+    dense = classic_scales(480, 640, noise=0.005, window=None, smooth=None, blur_step=0.5)
+    assert (dense.small, dense.large, dense.blur_step) == (base.small, base.large, 0.5)  # a dense stack: as before
+    wide = classic_scales(480, 640, noise=0.005, window=None, smooth=None, blur_step=3.0)
+    assert wide.small == pytest.approx(3.0) and wide.large == base.large and wide.fill == base.fill
+    capped = classic_scales(480, 640, noise=0.005, window=None, smooth=None, blur_step=50.0)
+    assert capped.small == pytest.approx(BLUR_STEP_CAP * base.large)
+    given = classic_scales(480, 640, noise=0.005, window=35, smooth=None)  # the user's window is kept as given
+    assert classic_scales(480, 640, noise=0.005, window=35, smooth=None, blur_step=50.0).small == given.small
+
+
+def test_depth_records_the_widened_window(tmp_path):
+    frames, _, focus = synthetic.slanted_plane(h=240, w=320, n=5)
+    sf = scan_stack(write_frames(tmp_path / "s", frames, focus=focus))
+    plain = depth_from_focus(sf).info["window_small_sigma_px"]
+    from dataclasses import replace
+
+    step = blur_step_px(list(focus), Camera(focal_length_mm=50.0, f_number=1.4, pixel_pitch_um=20.0))
+    wide = depth_from_focus(replace(sf, camera=Camera(focal_length_mm=50.0, f_number=1.4, pixel_pitch_um=20.0)))
+    assert step > plain and wide.info["window_small_sigma_px"] == pytest.approx(BLUR_STEP_CAP * 4.0, abs=1e-3)
+    assert wide.info["blur_step_px"] == pytest.approx(step, abs=1e-3)
+    assert depth_from_focus(sf).info["blur_step_px"] is None  # no camera in stack.json: unknown
+    tiny = classic_scales(96, 128, noise=0.005, window=None, smooth=None)  # the cap never narrows the window
+    assert classic_scales(96, 128, noise=0.005, window=None, smooth=None, blur_step=50.0).small == tiny.small
 
 
 def test_noise_estimate_ignores_texture():

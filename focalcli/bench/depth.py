@@ -81,7 +81,7 @@ def score_valset(valset: str | Path, methods: list[str], *,
         InputError: ``valset`` holds no sets. ConfigError: unknown method.
     """
     from focalcli.data.stacks import StackFolderSource
-    from focalcli.evaluation.evaluate import evaluate
+    from focalcli.evaluation.evaluate import evaluate, takes_camera
 
     _check_methods(methods)
     results = []
@@ -94,9 +94,11 @@ def score_valset(valset: str | Path, methods: list[str], *,
             predictor = METHODS[kind](arg)
             elapsed = []
 
-            def timed(frames, focus, predictor=predictor, elapsed=elapsed):
+            optics = takes_camera(predictor)
+
+            def timed(frames, focus, camera=None, predictor=predictor, elapsed=elapsed, optics=optics):
                 t = time.perf_counter()
-                out = predictor(frames, focus)
+                out = predictor(frames, focus, camera=camera) if optics else predictor(frames, focus)
                 elapsed.append(time.perf_counter() - t)
                 return out
 

@@ -6,9 +6,9 @@ A *sample* is a dict of tensors:
 - ``focus_distances_m``: float32, shape ``(N,)``, increasing;
 - ``depth``: float32 metres, shape ``(1, H, W)``, 0 = invalid;
 
-plus ``name`` (str) for evaluation items. Sources are deterministic: ``item(i)`` always returns the same full-size
-sample and ``draw(g, ...)`` depends only on the generator's state, so a sample is a function of (seed, index) whatever
-the worker or rank that builds it.
+plus ``name`` (str) for evaluation items, and ``camera`` (``io.stack.Camera``) where the source knows the optics.
+Sources are deterministic: ``item(i)`` always returns the same full-size sample and ``draw(g, ...)`` depends only on
+the generator's state, so a sample is a function of (seed, index) whatever the worker or rank that builds it.
 
 Synthetic sources also have ``prepare(g, size, n_frames)``: the sample before rendering (``data.prepared``),
 which the training mixture (``focalcli.train.mixture``) augments and renders in the loader worker or on the

@@ -53,7 +53,7 @@ class StackFolderSource:
             raise InputError(f"{entry / 'depth.npy'}: size {tuple(depth.shape[1:])} differs from the frames' "
                              f"{stack.size}")
         return {"frames": stack.frames, "focus_distances_m": stack.focus_distances_m.float(), "depth": depth,
-                "name": entry.name}
+                "name": entry.name, "camera": stack.camera}
 
     def _scan(self, index: int) -> StackFolder:
         entry = self.entries[index]

@@ -181,7 +181,7 @@ class SyntheticSource:
                               shot_noise=o.eval_shot_noise, read_noise=o.eval_read_noise)
         method = "gather" if o.render_method == "gather" else "layered"
         item = self._render(rgb, depth, params, sample_generator(_EVAL_STREAM, index, 1), method=method, noise=True)
-        return {**item, "name": name}
+        return {**item, "name": name, "camera": camera}
 
     def draw(self, g: torch.Generator, size: tuple[int, int], n_frames: int | None) -> dict:
         """A noise-free float training stack of ``n_frames`` (default 5) frames, ``size`` px, at a random virtual

@@ -25,12 +25,14 @@ from focalcli.errors import ConfigError
 from focalcli.evaluation.metrics import depth_metrics, mean_metrics
 
 __all__ = ["PROTOCOLS", "EvalResult", "classic_predictor", "default_protocol", "evaluate", "model_predictor",
-           "score"]
+           "score", "takes_camera"]
 
 PROTOCOLS = ("ddff", "fod500", "metric")
 FOD500_MAX_M = 1.5
 
-# (frames (N, 3, H, W), focus distances (N,)) -> depth (H, W) metres
+# (frames (N, 3, H, W), focus distances (N,)) -> depth (H, W) metres; a predictor with a ``camera`` keyword
+# parameter is also given the item's ``Camera`` (None when the source does not know it), as ``focal predict``
+# reads it from stack.json
 Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
@@ -88,7 +90,8 @@ def evaluate(source: Source, predictor: Predictor, *, protocol: str, method: str
 
     Args:
         source: evaluation items (``focalcli.data.build_source(spec, train=False)``).
-        predictor: maps ``(frames (N, 3, H, W), focus distances (N,))`` to depth ``(H, W)`` in metres.
+        predictor: maps ``(frames (N, 3, H, W), focus distances (N,))`` to depth ``(H, W)`` in metres; one with a
+            ``camera`` keyword parameter also gets the item's ``Camera`` (or None).
         protocol: one of ``PROTOCOLS``.
         method: a label stored in the result.
         limit: score only the first ``limit`` items.
@@ -101,9 +104,13 @@ def evaluate(source: Source, predictor: Predictor, *, protocol: str, method: str
         raise ConfigError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     total = len(source) if limit is None else min(limit, len(source))
     result = EvalResult(protocol=protocol, method=method)
+    optics = takes_camera(predictor)
     for i in range(total):
         item = source.item(i)
-        pred = predictor(item["frames"], item["focus_distances_m"])
+        if optics:
+            pred = predictor(item["frames"], item["focus_distances_m"], camera=item.get("camera"))
+        else:
+            pred = predictor(item["frames"], item["focus_distances_m"])
         result.rows.append({"name": item["name"], **score(pred.cpu(), item["depth"][0], protocol)})
         if progress is not None:
             progress(i + 1, total)
@@ -111,14 +118,25 @@ def evaluate(source: Source, predictor: Predictor, *, protocol: str, method: str
     return result
 
 
-def classic_predictor(**options) -> Predictor:
-    """The classical focus-measure peak (``focalcli.focus.classic.depth_from_focus``) as a predictor."""
-    from focalcli.focus.classic import depth_from_focus
-    from focalcli.io.stack import FocalStack
+def takes_camera(predictor: Predictor) -> bool:
+    """Whether ``predictor`` has a ``camera`` keyword parameter (it is then given each item's ``Camera``)."""
+    import inspect
 
-    def run(frames: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
-        result = depth_from_focus(FocalStack(frames=frames, focus_distances_m=focus), **options)
-        return torch.from_numpy(result.depth)
+    try:
+        return "camera" in inspect.signature(predictor).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin): called the plain way
+        return False
+
+
+def classic_predictor(**options) -> Predictor:
+    """The classical focus-measure peak (``focalcli.focus.classic.depth_from_focus``) as a predictor; with the
+    stack's camera it uses the optics as ``focal predict`` does (the window follows the blur step)."""
+    from focalcli.focus.classic import depth_from_focus
+    from focalcli.io.stack import Camera, FocalStack
+
+    def run(frames: torch.Tensor, focus: torch.Tensor, camera: Camera | None = None) -> torch.Tensor:
+        stack = FocalStack(frames=frames, focus_distances_m=focus, camera=camera or Camera())
+        return torch.from_numpy(depth_from_focus(stack, **options).depth)
 
     return run
 
