@@ -265,3 +265,33 @@ def test_peak_beyond_the_focus_range_stays_at_the_end_plane():
     frames = synthetic.render(synthetic.texture(h, w, seed=4), depth, 1 / focus_d, gain=2.0)
     got_d = 1 / np.median(depth_from_focus(synthetic.as_focal_stack(frames, 1 / focus_d), smooth=0).depth)
     assert abs(got_d - focus_d[-1]) < 0.1 * (focus_d[0] - focus_d[1]), got_d
+
+
+def _tracked(width_frames: float, n: int = 9) -> PeakTracker:
+    """A tracker fed Gaussian focus curves (peaks spread over the inner frames) of the given width in frames."""
+    peaks = np.linspace(1.5, n - 2.5, 64, dtype=np.float32)[None].repeat(16, 0)  # (16, 64) inner peaks
+    tracker = PeakTracker()
+    for i in range(n):
+        tracker.update((1e-3 + np.exp(-0.5 * ((i - peaks) / width_frames) ** 2)).astype(np.float32))
+    return tracker
+
+
+def test_peak_drop_tells_sparse_from_dense_schedules():
+    sparse, dense = _tracked(0.6), _tracked(3.0)
+    assert sparse.drop(1e-3) > 0.5 > 0.1 > dense.drop(1e-3) > 0.0
+    assert _tracked(0.6, n=2).drop(1e-3) is None  # no inner frame: nothing to measure
+
+
+def test_without_optics_a_sparse_stack_takes_the_wide_window(tmp_path, monkeypatch):
+    import focalcli.focus.classic as classic
+
+    frames, _, focus = synthetic.slanted_plane(h=240, w=320, n=5)
+    sf = scan_stack(write_frames(tmp_path / "s", frames, focus=focus))  # no camera: the drop decides
+    default = depth_from_focus(sf).info
+    assert default["blur_step_px"] is None and default["peak_drop"] is not None
+    monkeypatch.setattr(classic, "SPARSE_DROP", -1.0)  # every stack counts as sparse
+    wide = depth_from_focus(sf).info
+    assert wide["window_small_sigma_px"] == pytest.approx(BLUR_STEP_CAP * 4.0, abs=1e-3)
+    monkeypatch.setattr(classic, "SPARSE_DROP", 1e9)  # none does
+    assert depth_from_focus(sf).info["window_small_sigma_px"] == pytest.approx(1.0)
+    assert "peak_drop" not in depth_from_focus(sf, window=20).info  # a window the user set is kept as given

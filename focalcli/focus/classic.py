@@ -79,6 +79,7 @@ FILL_SIGMA = 0.01  # default --smooth, as a fraction of the short side
 BLEND_SNR = 4.0  # focus-energy SNR at which the small window's peak gets half the weight
 BLUR_STEP_WINDOW = 1.0  # small-window sigma of at least this many times the blur step between frames (px)
 BLUR_STEP_CAP = 0.45  # ... up to this fraction of the large window (wider small windows lose depth edges)
+SPARSE_DROP = 0.25  # without optics: a peak drop (``PeakTracker.drop``) above this takes the widest small window
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,11 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     if smooth is not None and not (math.isfinite(smooth) and smooth >= 0):
         raise ValueError(f"smooth must be a finite number >= 0, got {smooth}")
     n, (h, w), distances = len(stack), stack.size, stack.distances()
+    step = blur_step_px(distances, stack.camera)
     small, large = PeakTracker(), PeakTracker()
     fuser = PyramidFuser(h, w) if aif else None
     scales = guide = at_large = None
+    wide = at_wide = None  # without optics: the widest small window too, kept if the stack turns out sparse
     covered = None  # (H, W) float32: 1 where every frame so far covers the pixel (aligned stacks only)
     for i, frame in enumerate(_frames(stack)):
         if fuser is None and frame.dtype != np.float32:
@@ -191,17 +194,21 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             frame = to_float(frame)
             gray = to_gray(frame)
         if scales is None:  # the first frame (nearest focus, mostly defocused) sets the noise level
-            scales = classic_scales(h, w, noise=estimate_noise(gray), window=window, smooth=smooth,
-                                    blur_step=blur_step_px(distances, stack.camera))
+            scales = classic_scales(h, w, noise=estimate_noise(gray), window=window, smooth=smooth, blur_step=step)
+            wide_sigma = BLUR_STEP_CAP * scales.large
+            if depth and step is None and window is None and wide_sigma > 1.25 * scales.small:
+                wide = PeakTracker()
         energy = focus_energy(gray, measure, scales.presmooth)
         cover = _coverage(stack, i)  # (H, W), 1 = the frame holds data here; None = everywhere
-        if cover is None:
-            m = windowed(energy, scales.small)  # (H, W)
-        else:
-            m = _covered_windowed(energy, cover, scales.small)
+        m = windowed(energy, scales.small) if cover is None else _covered_windowed(energy, cover, scales.small)
+        if cover is not None:
             covered = cover if covered is None else np.minimum(covered, cover)
         if depth:
             better = small.update(m)
+            if wide is not None:
+                m_wide = windowed(energy, wide_sigma) if cover is None else _covered_windowed(energy, cover,
+                                                                                               wide_sigma)
+                wide.update(m_wide)
             m_large = cv2.GaussianBlur(_down(m, scales.levels), (0, 0), scales.large_rest,
                                        borderType=cv2.BORDER_REFLECT)  # (H / 2^L, W / 2^L)
             if cover is not None:  # normalise by the covered share of the large window too
@@ -210,11 +217,14 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             better_large = large.update(m_large)
             if i == 0:
                 guide, at_large = gray.copy(), m.copy()
+                at_wide = m_wide.copy() if wide is not None else None
             else:
                 cv2.copyTo(gray, better, guide)  # all-in-focus gray: the guide of the fill
                 if scales.levels:
                     better_large = cv2.resize(better_large, (w, h), interpolation=cv2.INTER_NEAREST)
                 cv2.copyTo(m, better_large, at_large)  # small-window energy at the large window's best frame
+                if wide is not None:
+                    cv2.copyTo(m_wide, better_large, at_wide)
         if fuser is not None:
             fuser.update(frame, m)
         if progress is not None:
@@ -225,6 +235,13 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     if not depth:
         return DepthResult(depth=np.zeros((h, w), np.float32), confidence=np.zeros((h, w), np.float32),
                            units="m" if distances else "frame_index", aif=fused, info=info)
+    if wide is not None:  # unknown optics: a sparse schedule shows in how sharply the focus curves fall
+        drop = small.drop(noise_floor(small.low, small.best))
+        info["peak_drop"] = None if drop is None else round(drop, 3)
+        if drop is not None and drop > SPARSE_DROP:
+            small, at_large = wide, at_wide
+            info["window_small_sigma_px"] = round(wide_sigma, 3)
+        wide = at_wide = None
     positions = positions_from_distances(distances, n)
     peak = large.peak(positions)
     large = None
