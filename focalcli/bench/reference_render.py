@@ -207,7 +207,8 @@ def add_sensor_noise(linear: np.ndarray, shot: float, read: float, rng: np.rando
 
 
 def render_stack(srgb: np.ndarray, depth_m: np.ndarray, focus_m: list[float], optics: Optics, *, shot: float,
-                 read: float, rng: np.random.Generator, options: RenderOptions = RenderOptions()) -> np.ndarray:
+                 read: float, rng: np.random.Generator, options: RenderOptions = RenderOptions(),
+                 gains: list[float] | None = None) -> np.ndarray:
     """Render a noisy 8-bit focal stack from an all-in-focus sRGB image and its depth.
 
     Args:
@@ -218,6 +219,8 @@ def render_stack(srgb: np.ndarray, depth_m: np.ndarray, focus_m: list[float], op
         shot, read: sensor noise (see ``add_sensor_noise``).
         rng: draws the noise.
         options: layering and PSF options.
+        gains: exposure of each frame in linear light (1 = as the source; a camera's exposure drift), before the
+            noise; None = all 1.
 
     Shape:
         srgb: ``(H, W, 3)``; depth_m: ``(H, W)``; returns ``(N, H, W, 3)`` uint8 sRGB.
@@ -225,7 +228,10 @@ def render_stack(srgb: np.ndarray, depth_m: np.ndarray, focus_m: list[float], op
     linear = srgb_to_linear(srgb)
     filled = fill_depth_holes(depth_m)
     frames = []
-    for s in focus_m:
-        x = add_sensor_noise(render_frame(linear, filled, float(s), optics, options), shot, read, rng)
+    for k, s in enumerate(focus_m):
+        x = render_frame(linear, filled, float(s), optics, options)
+        if gains is not None:
+            x = np.clip(x * np.float32(gains[k]), 0.0, 1.0)
+        x = add_sensor_noise(x, shot, read, rng)
         frames.append(np.rint(linear_to_srgb(x) * 255.0).astype(np.uint8))
     return np.stack(frames)  # (N, H, W, 3)

@@ -3,7 +3,7 @@
 The held-out RGB-D scenes of DIR (``io.rgbd.split_scenes``, the split training uses) are rendered by the reference
 renderer (``bench.reference_render``: numpy + OpenCV, independent of the training renderer) with a full-frame 50 mm
 lens (36 mm sensor, pixel pitch = 36 mm / image width), each scene first resized so its long side is at most 640 px
-(area for colour, nearest for depth), in six sets:
+(area for colour, nearest for depth), in seven sets:
 
 ============================  ======  ======  =========================================================
 set                           frames  f-stop  focus distances (uniform in diopters)
@@ -15,6 +15,9 @@ set                           frames  f-stop  focus distances (uniform in diopte
 ``f2-n41-depth``              41      F/2     5th .. 95th percentile (a long, macro-like stack)
 ``f2-n10-subject``            10      F/2     5th .. 50th percentile (the subject; the rest lies beyond the far
                                               plane, as behind a focus-bracketed subject)
+``f2-n10-drift``              10      F/2     0.6 m .. 10 m, each frame's exposure off by up to +-10 %
+                                              (``EXPOSURE_DRIFT``: auto exposure, or a lens whose aperture
+                                              changes with focus)
 ============================  ======  ======  =========================================================
 
 Each stack gets Poisson-Gaussian sensor noise drawn from (seed, scene, set): shot log-uniform in [1e-4, 2e-3], read
@@ -45,6 +48,7 @@ SENSOR_WIDTH_MM = 36.0
 UNIFORM_RANGE_M = (0.6, 10.0)  # scene-agnostic schedule: near and far focus distance
 DEPTH_PERCENTILES = (5.0, 95.0)  # scene-dependent schedule
 SUBJECT_PERCENTILES = (5.0, 50.0)  # the nearer half of the scene: the rest is beyond the far focus plane
+EXPOSURE_DRIFT = 0.1  # f2-n10-drift: each frame's gain is exp(U(-x, x)) in linear light
 SHOT_RANGE = (1e-4, 2e-3)  # shot-noise gain, log-uniform
 READ_RANGE = (5e-4, 4e-3)  # read-noise standard deviation, log-uniform
 
@@ -57,6 +61,7 @@ class ValSet:
     frames: int
     f_number: float
     schedule: str  # "uniform" (0.6 .. 10 m), "depth" (5th .. 95th percentile) or "subject" (5th .. 50th)
+    drift: bool = False  # each frame's exposure drawn around 1 (``EXPOSURE_DRIFT``)
 
 
 SETS = (
@@ -66,6 +71,7 @@ SETS = (
     ValSet("f2.8-n5-depth", 5, 2.8, "depth"),
     ValSet("f2-n41-depth", 41, 2.0, "depth"),  # a long, macro-like stack (bench depth --frame-index)
     ValSet("f2-n10-subject", 10, 2.0, "subject"),  # half the scene beyond the far focus plane
+    ValSet("f2-n10-drift", 10, 2.0, "uniform", drift=True),  # exposure drift between frames
 )
 
 
@@ -186,7 +192,10 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
                 shot, read = stack_noise(rng)
                 focus = focus_schedule(vs.schedule, vs.frames, depth)
                 optics = ref.Optics(FOCAL_LENGTH_MM, vs.f_number, pitch)
-                frames = ref.render_stack(rgb, depth, focus, optics, shot=shot, read=read, rng=rng, options=options)
+                gains = ([math.exp(rng.uniform(-EXPOSURE_DRIFT, EXPOSURE_DRIFT)) for _ in focus] if vs.drift
+                         else None)
+                frames = ref.render_stack(rgb, depth, focus, optics, shot=shot, read=read, rng=rng, options=options,
+                                          gains=gains)
                 folder = tmp / vs.name / scene.name
                 (folder / "stack").mkdir(parents=True)
                 names = [f"frame_{i:02d}.png" for i in range(len(frames))]
@@ -200,6 +209,8 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
                 _write_png(folder / "aif.png", np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
                 entry["stacks"][vs.name] = {"focus_distances_m": [round(f, 6) for f in focus],
                                             "shot_noise": shot, "read_noise": read}
+                if gains is not None:
+                    entry["stacks"][vs.name]["exposure_gains"] = [round(g, 6) for g in gains]
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -222,6 +233,8 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
             "noise": {"model": "x' = shot * Poisson(x / shot) + Normal(0, read^2), linear light",
                       "shot_range": list(SHOT_RANGE), "read_range": list(READ_RANGE),
                       "distribution": "log-uniform, drawn from (seed, scene, set)"},
+            "exposure_drift": {"sets": [s.name for s in SETS if s.drift], "gain": f"exp(U(-{EXPOSURE_DRIFT:g}, "
+                               f"{EXPOSURE_DRIFT:g})) per frame, linear light, before the noise"},
             "sets": [asdict(s) for s in SETS],
             "scenes": entries,
         }
@@ -237,7 +250,7 @@ def bench_valset(
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
-    """Render the fixed validation set: held-out RGB-D scenes, 6 camera/schedule settings, realistic noise."""
+    """Render the fixed validation set: held-out RGB-D scenes, 7 camera/schedule settings, realistic noise."""
     from rich.console import Console
 
     from focalcli.errors import FocalError
