@@ -63,7 +63,7 @@ def test_valset_layout_reproducible_and_readable_by_eval(tmp_path):
     assert len(set(shot.values())) == len(SETS) and all(1e-4 <= v <= 2e-3 for v in shot.values())
 
     drift = manifest["scenes"][1]["stacks"]["f2-n10-drift"]["exposure_gains"]
-    assert len(drift) == 10 and all(0.9 < g < 1.11 for g in drift) and len(set(drift)) == 10
+    assert len(drift) == 10 and all(0.77 < g < 1.29 for g in drift) and len(set(drift)) == 10
     assert "exposure_gains" not in manifest["scenes"][1]["stacks"]["f2-n10-uniform"]
     again = build_valset(rgbd, tmp_path / "val2", holdout=2, seed=3)
     assert again["scenes"] == manifest["scenes"]

@@ -15,7 +15,7 @@ set                           frames  f-stop  focus distances (uniform in diopte
 ``f2-n41-depth``              41      F/2     5th .. 95th percentile (a long, macro-like stack)
 ``f2-n10-subject``            10      F/2     5th .. 50th percentile (the subject; the rest lies beyond the far
                                               plane, as behind a focus-bracketed subject)
-``f2-n10-drift``              10      F/2     0.6 m .. 10 m, each frame's exposure off by up to +-10 %
+``f2-n10-drift``              10      F/2     0.6 m .. 10 m, each frame's exposure off by up to 1/3 EV
                                               (``EXPOSURE_DRIFT``: auto exposure, or a lens whose aperture
                                               changes with focus)
 ============================  ======  ======  =========================================================
@@ -48,7 +48,7 @@ SENSOR_WIDTH_MM = 36.0
 UNIFORM_RANGE_M = (0.6, 10.0)  # scene-agnostic schedule: near and far focus distance
 DEPTH_PERCENTILES = (5.0, 95.0)  # scene-dependent schedule
 SUBJECT_PERCENTILES = (5.0, 50.0)  # the nearer half of the scene: the rest is beyond the far focus plane
-EXPOSURE_DRIFT = 0.1  # f2-n10-drift: each frame's gain is exp(U(-x, x)) in linear light
+EXPOSURE_DRIFT = 0.25  # f2-n10-drift: each frame's gain is exp(U(-x, x)) in linear light (0.25: about 1/3 EV)
 SHOT_RANGE = (1e-4, 2e-3)  # shot-noise gain, log-uniform
 READ_RANGE = (5e-4, 4e-3)  # read-noise standard deviation, log-uniform
 
