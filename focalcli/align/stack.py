@@ -152,7 +152,6 @@ class WarpedStack:
         return self.source.bit_depth
 
     streamed = True  # frames are warped when read
-    exposure_corrected = True  # each frame's gain and offset are fitted to the reference (``warp_frame``)
 
     @property
     def info(self) -> ImageInfo:

@@ -40,9 +40,7 @@ class Camera:
 
 class FrameSource(Protocol):
     """The frames of a stack, read one at a time, near to far: what depth, fusion, alignment and model inference
-    read from a stack. ``FocalStack``, ``StackFolder`` and ``align.WarpedStack`` implement it. A source whose frames
-    are already matched in exposure (``align.WarpedStack``) has ``exposure_corrected = True``; the classic method
-    then skips its own brightness matching."""
+    read from a stack. ``FocalStack``, ``StackFolder`` and ``align.WarpedStack`` implement it."""
 
     camera: Camera
 
