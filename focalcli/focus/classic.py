@@ -183,7 +183,6 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     fuser = PyramidFuser(h, w) if aif else None
     scales = guide = at_large = None
     wide = at_wide = None  # without optics: the widest small window too, kept if the stack turns out sparse
-    reference = 1.0  # mean brightness of the first frame
     covered = None  # (H, W) float32: 1 where every frame so far covers the pixel (aligned stacks only)
     for i, frame in enumerate(_frames(stack)):
         if fuser is None and frame.dtype != np.float32:
@@ -194,12 +193,6 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
         else:
             frame = to_float(frame)
             gray = to_gray(frame)
-        # exposure: the focus energy grows with the square of the brightness, so a frame exposed 10 % brighter
-        # would win 21 % more energy everywhere; every frame is brought to the first one's mean brightness
-        level = max(float(cv2.mean(gray)[0]), 1e-3)
-        if i == 0:
-            reference = level
-        gray *= np.float32(reference / level)
         if scales is None:  # the first frame (nearest focus, mostly defocused) sets the noise level
             scales = classic_scales(h, w, noise=estimate_noise(gray), window=window, smooth=smooth, blur_step=step)
             wide_sigma = BLUR_STEP_CAP * scales.large
