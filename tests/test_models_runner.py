@@ -84,3 +84,16 @@ def test_working_depth_is_resized_back_in_inverse_depth():
     # frame-index depth is resized as it is
     idx = np.linspace(1, 10, 64, dtype=np.float32)[None].repeat(8, 0)
     assert np.allclose(np.diff(_to_full_size(idx, (16, 128), metric=False)[:, 4:-4], axis=1), 9 / 63 / 2, rtol=1e-3)
+
+
+def test_frames_are_brought_to_the_first_frames_brightness(weights):
+    """Exposure drift between frames does not reach the network: each frame is scaled to the first one's mean."""
+    stack = _stack()
+    darker = stack.frames * torch.tensor([1.0, 0.7, 0.85, 0.6])[:, None, None, None]  # no clipping
+    drifting = FocalStack(frames=darker, focus_distances_m=stack.focus_distances_m)
+    runner = load_runner(weights, device="cpu", max_size=48)
+    assert np.allclose(runner(drifting).depth, runner(stack).depth, rtol=1e-3)
+    from focalcli.models.runner import _working_frames
+
+    means = [float(f.mean()) for f in _working_frames(drifting, (50, 70))]
+    assert np.allclose(means, means[0], rtol=1e-3)  # up to the few values clipped at 1

