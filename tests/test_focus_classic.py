@@ -112,8 +112,9 @@ def test_streaming_memory_does_not_grow_with_stack_length(tmp_path):
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] - peaks[0] < frame_bytes, [p / frame_bytes for p in peaks]
-    # a fixed budget of full-size maps: the fusion pyramid, the peak trackers of both windows, coverage and fill
-    assert peaks[1] < 16 * frame_bytes, [p / frame_bytes for p in peaks]
+    # a fixed budget of full-size maps: the fusion pyramid, the peak trackers of both windows (and of the widest
+    # small window without optics), the curve-shape measures, coverage and fill
+    assert peaks[1] < 17 * frame_bytes, [p / frame_bytes for p in peaks]
 
 
 @pytest.mark.parametrize("measure", MEASURES)
@@ -294,4 +295,47 @@ def test_without_optics_a_sparse_stack_takes_the_wide_window(tmp_path, monkeypat
     assert wide["window_small_sigma_px"] == pytest.approx(BLUR_STEP_CAP * 4.0, abs=1e-3)
     monkeypatch.setattr(classic, "SPARSE_DROP", 1e9)  # none does
     assert depth_from_focus(sf).info["window_small_sigma_px"] == pytest.approx(1.0)
-    assert "peak_drop" not in depth_from_focus(sf, window=20).info  # a window the user set is kept as given
+    monkeypatch.setattr(classic, "SPARSE_DROP", -1.0)
+    given = depth_from_focus(sf, window=20).info  # a window the user set is kept as given
+    assert given["window_small_sigma_px"] == pytest.approx(0.25 * 20 / 12**0.5, abs=1e-3)
+
+
+def test_stretch_pushes_inner_peaks_toward_the_neighbours():
+    from focalcli.focus.depth import PEAK_STRETCH, _stretch
+
+    x0, x1, x2 = np.float32(3.0), np.float32(2.0), np.float32(1.5)  # diopters: spacing 1 before, 0.5 after
+    out = _stretch(np.array([2.0, 1.9375, 2.25, 1.75, 2.5]), x0, x1, x2)
+    expected = [2.0, 2.0 - 0.25 * 0.25**PEAK_STRETCH, 2.0 + 0.5 * 0.5**PEAK_STRETCH, 1.75, 2.5]
+    assert np.allclose(out, expected)  # each side's own half spacing; the ends of the half intervals stay put
+
+
+def test_tail_tells_gaussian_from_peaky_focus_curves():
+    n, offsets = 11, np.linspace(-0.5, 0.5, 64, dtype=np.float32)[None].repeat(16, 0)
+
+    def tracked(curve) -> PeakTracker:
+        t = PeakTracker()
+        for i in range(n):
+            t.update((1e-3 + curve(i - 5 - offsets)).astype(np.float32))
+        return t
+
+    gaussian = tracked(lambda u: np.exp(-0.5 * (u / 0.8) ** 2))
+    disk_like = tracked(lambda u: (1 + (u / 0.3) ** 2) ** -1.5)  # steep, then level: blur by a disk
+    assert gaussian.tail(1e-3) > 2.5 > 1.7 > disk_like.tail(1e-3) > 0
+    short = PeakTracker()
+    for i in range(4):
+        short.update(np.full((16, 64), 1.0 + i % 2, np.float32))
+    assert short.tail(1e-3) is None  # no peak two frames from both ends
+
+
+def test_sub_frame_peaks_are_stretched_only_for_sparse_peaky_stacks(tmp_path, monkeypatch):
+    import focalcli.focus.classic as classic
+
+    frames, _, focus = synthetic.slanted_plane(h=120, w=160, n=8)  # Gaussian blur: tail about 2
+    stack = synthetic.as_focal_stack(frames, focus)
+    plain = depth_from_focus(stack)
+    assert plain.info["peak_tail"] > classic.PEAKY_TAIL
+    monkeypatch.setattr(classic, "PEAKY_TAIL", 10.0)
+    monkeypatch.setattr(classic, "SPARSE_DROP", -1.0)
+    assert not np.allclose(depth_from_focus(stack).depth, plain.depth)
+    monkeypatch.setattr(classic, "SPARSE_DROP", 1e9)
+    assert np.array_equal(depth_from_focus(stack).depth, plain.depth)

@@ -79,7 +79,10 @@ FILL_SIGMA = 0.01  # default --smooth, as a fraction of the short side
 BLEND_SNR = 4.0  # focus-energy SNR at which the small window's peak gets half the weight
 BLUR_STEP_WINDOW = 1.0  # small-window sigma of at least this many times the blur step between frames (px)
 BLUR_STEP_CAP = 0.45  # ... up to this fraction of the large window (wider small windows lose depth edges)
-SPARSE_DROP = 0.25  # without optics: a peak drop (``PeakTracker.drop``) above this takes the widest small window
+SPARSE_DROP = 0.25  # a peak drop (``PeakTracker.drop``) above this marks a sparse stack: without optics it takes
+# the widest small window, and with a curve shape (``PeakTracker.tail``) under PEAKY_TAIL its sub-frame peaks are
+# stretched (``focus.depth._stretch``)
+PEAKY_TAIL = 1.7  # between disk blur (1-1.5 on the validation set) and Gaussian curves (2-3)
 
 
 @dataclass(frozen=True)
@@ -235,15 +238,20 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     if not depth:
         return DepthResult(depth=np.zeros((h, w), np.float32), confidence=np.zeros((h, w), np.float32),
                            units="m" if distances else "frame_index", aif=fused, info=info)
-    if wide is not None:  # unknown optics: a sparse schedule shows in how sharply the focus curves fall
-        drop = small.drop(noise_floor(small.low, small.best))
-        info["peak_drop"] = None if drop is None else round(drop, 3)
-        if drop is not None and drop > SPARSE_DROP:
+    # a sparse schedule (frames far apart against the depth of field) shows in how sharply the focus curves fall
+    floor = noise_floor(small.low, small.best)
+    drop, tail = small.drop(floor), small.tail(floor)
+    sparse = drop is not None and drop > SPARSE_DROP
+    peaky = sparse and tail is not None and tail < PEAKY_TAIL  # not Gaussian: stretch the sub-frame peaks
+    info["peak_drop"] = None if drop is None else round(drop, 3)
+    info["peak_tail"] = None if tail is None else round(tail, 3)
+    if wide is not None:  # unknown optics: the widest small window, for a sparse stack
+        if sparse:
             small, at_large = wide, at_wide
             info["window_small_sigma_px"] = round(wide_sigma, 3)
         wide = at_wide = None
     positions = positions_from_distances(distances, n)
-    peak = large.peak(positions)
+    peak = large.peak(positions, stretch=peaky)
     large = None
     if scales.levels:
         peak = cv2.resize(peak, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -251,7 +259,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     strong = confidence_from_snr(small.best, small.low, floor, BLEND_SNR, 2.0)  # the small window's peak is usable
     confidence = confidence_from_snr(np.maximum(small.best, at_large), small.low, floor)
     # blend: the small window's peak where it is trustworthy, else the large window's (more texture)
-    peak += strong * (small.peak(positions) - peak)
+    peak += strong * (small.peak(positions, stretch=peaky) - peak)
     small = at_large = None
     invalid = covered is not None and covered < 1.0  # (H, W) bool: some frame holds no data there
     if invalid is not False:
