@@ -42,6 +42,7 @@ CONFIDENCE_POWER = 2.0  # steepness of the confidence curve around CONFIDENCE_SN
 _GUIDED_EPS = 1e-3  # guided-filter regulariser (gray levels^2): below it, guide variation is treated as flat
 _GUIDED_FLOOR = 0.05  # weight of the weakest pixel in the guided filter, so every window has some support
 _FILL_DENSITY = 0.1  # below this local confidence density the push-pull fill takes over
+_SAMPLES = 65536  # pixels sampled (evenly) for the curve-shape statistics of ``PeakTracker.drop`` and ``tail``
 PEAK_STRETCH = 0.8  # exponent of the inner peak's fractional offset from its best frame (``_stretch``)
 
 
@@ -97,7 +98,7 @@ class PeakTracker:
         and rises more than ``snr`` noise floors above their weakest frame, of the log ratio of the best frame's
         measure to its larger neighbour's. About 0.05 when the frames are close against the depth of field, 0.3-1
         when they are far apart (a sparse schedule); None without such pixels (fewer than 100, or < 3 frames)."""
-        step = max(1, self.best.size // 262144)
+        step = max(1, self.best.size // _SAMPLES)
         best, low, index = (a.ravel()[::step] for a in (self.best, self.low, self.index))
         inner = (index > 0) & (index < self.count - 1) & (best - low > snr * floor)
         if inner.sum() < 100:
@@ -111,7 +112,7 @@ class PeakTracker:
         log drop from the best frame to the first (both sides). A log-parabola (a Gaussian curve) gives 3 or more;
         curves that fall steeply and then level off (a disk-shaped blur, frames far apart) give 1-1.5. None without
         such pixels (fewer than 100, or < 5 frames)."""
-        step = max(1, self.best.size // 262144)
+        step = max(1, self.best.size // _SAMPLES)
         flat = lambda a: a.ravel()[::step]  # noqa: E731
         best, low, index = flat(self.best), flat(self.low), flat(self.index)
         ok = (index >= 2) & (index <= self.count - 3) & (best - low > snr * floor)
