@@ -174,6 +174,11 @@ def _covered_windowed(energy: np.ndarray, cover: np.ndarray, sigma: float) -> np
     return m.astype(np.float32, copy=False)
 
 
+def _window(energy: np.ndarray, cover: np.ndarray | None, sigma: float) -> np.ndarray:
+    """``windowed`` focus energy, over the covered pixels only when the frame does not cover them all."""
+    return windowed(energy, sigma) if cover is None else _covered_windowed(energy, cover, sigma)
+
+
 def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float | None, depth: bool, aif: bool,
          progress: Progress | None) -> DepthResult:
     if measure not in MEASURES:
@@ -203,14 +208,13 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
                 wide = PeakTracker()
         energy = focus_energy(gray, measure, scales.presmooth)
         cover = _coverage(stack, i)  # (H, W), 1 = the frame holds data here; None = everywhere
-        m = windowed(energy, scales.small) if cover is None else _covered_windowed(energy, cover, scales.small)
+        m = _window(energy, cover, scales.small)
         if cover is not None:
             covered = cover if covered is None else np.minimum(covered, cover)
         if depth:
             better = small.update(m)
             if wide is not None:
-                m_wide = windowed(energy, wide_sigma) if cover is None else _covered_windowed(energy, cover,
-                                                                                               wide_sigma)
+                m_wide = _window(energy, cover, wide_sigma)
                 wide.update(m_wide)
             m_large = cv2.GaussianBlur(_down(m, scales.levels), (0, 0), scales.large_rest,
                                        borderType=cv2.BORDER_REFLECT)  # (H / 2^L, W / 2^L)
