@@ -337,5 +337,19 @@ def test_sub_frame_peaks_are_stretched_only_for_sparse_peaky_stacks(tmp_path, mo
     monkeypatch.setattr(classic, "PEAKY_TAIL", 10.0)
     monkeypatch.setattr(classic, "SPARSE_DROP", -1.0)
     assert not np.allclose(depth_from_focus(stack).depth, plain.depth)
-    monkeypatch.setattr(classic, "SPARSE_DROP", 1e9)
-    assert np.array_equal(depth_from_focus(stack).depth, plain.depth)
+    monkeypatch.setattr(classic, "SPARSE_DROP", 1e9)  # a dense stack is never stretched, however peaky
+    dense = depth_from_focus(stack).depth
+    assert not np.allclose(dense, plain.depth)  # a dense stack's peaks come from five frames, not three
+    monkeypatch.setattr(classic, "PEAKY_TAIL", 0.0)
+    assert np.array_equal(depth_from_focus(stack).depth, dense)
+
+
+def test_five_point_parabola_finds_the_vertex():
+    from focalcli.focus.depth import _vertex5
+
+    xs = [np.array([v], np.float32) for v in (3.0, 2.5, 2.0, 1.6, 1.2)]  # diopters, uneven spacing
+    parabola = lambda x, top: -4.0 * (x - top) ** 2 + 1.0  # noqa: E731
+    for top in (2.0, 2.1, 1.85):
+        assert _vertex5(xs, [parabola(x, top) for x in xs])[0] == pytest.approx(top, abs=1e-5)
+    assert _vertex5(xs, [parabola(x, 2.6) for x in xs])[0] == pytest.approx(2.25)  # at most half a spacing away
+    assert np.isnan(_vertex5(xs, [-parabola(x, 2.0) for x in xs])[0])  # no maximum: the 3-point fit stays

@@ -255,7 +255,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             info["window_small_sigma_px"] = round(wide_sigma, 3)
         wide = at_wide = None
     positions = positions_from_distances(distances, n)
-    peak = large.peak(positions, stretch=peaky)
+    peak = large.peak(positions, stretch=peaky, five=not sparse)
     large = None
     if scales.levels:
         peak = cv2.resize(peak, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -263,7 +263,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     strong = confidence_from_snr(small.best, small.low, floor, BLEND_SNR, 2.0)  # the small window's peak is usable
     confidence = confidence_from_snr(np.maximum(small.best, at_large), small.low, floor)
     # blend: the small window's peak where it is trustworthy, else the large window's (more texture)
-    peak += strong * (small.peak(positions, stretch=peaky) - peak)
+    peak += strong * (small.peak(positions, stretch=peaky, five=not sparse) - peak)
     small = at_large = None
     invalid = covered is not None and covered < 1.0  # (H, W) bool: some frame holds no data there
     if invalid is not False:

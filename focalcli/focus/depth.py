@@ -124,26 +124,29 @@ class PeakTracker:
                   for one, two in ((self.prev, self.prev2), (self.next, self.next2))]
         return float(np.median(np.concatenate(ratios)))
 
-    def peak(self, positions: np.ndarray, stretch: bool = False) -> np.ndarray:
+    def peak(self, positions: np.ndarray, stretch: bool = False, five: bool = False) -> np.ndarray:
         """Sub-frame peak position on the ``positions`` axis: HxW float32 in axis units.
 
         Args:
             positions: (N,) axis value of each frame (diopters or indices), monotonic.
             stretch: push inner peaks away from their best frame (``_stretch``), for sparse schedules.
+            five: fit the parabola to five frames (the best one and two on each side, least squares) where the
+                peak is two frames or more from both ends: in a dense schedule the curve spans several frames, and
+                five of them average out more noise than three.
         """
         positions = np.asarray(positions, np.float32)
         peak = np.empty(self.best.shape, np.float32)
 
         def block(r: int) -> None:
             rows = slice(r, r + _ROWS)
-            peak[rows] = self._refine(positions, rows, stretch)
+            peak[rows] = self._refine(positions, rows, stretch, five)
 
         # row blocks keep the temporaries small for large frames; numpy releases the GIL, so threads use every core
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             list(pool.map(block, range(0, peak.shape[0], _ROWS)))
         return peak
 
-    def _refine(self, positions: np.ndarray, rows: slice, stretch: bool) -> np.ndarray:
+    def _refine(self, positions: np.ndarray, rows: slice, stretch: bool, five: bool) -> np.ndarray:
         n, k = self.count, self.index[rows]
         log = lambda v: np.log(v[rows] + np.float32(1e-20))  # noqa: E731
         y_prev, y_best, y_next = log(self.prev), log(self.best), log(self.next)
@@ -153,6 +156,11 @@ class PeakTracker:
         # an inner peak: the vertex through the best frame and its neighbours (it falls within half a step of x1)
         inner = _vertex(x0, y_prev, x1, y_best, x2, y_next)
         out = np.where((k > 0) & (k < n - 1), _stretch(inner, x0, x1, x2) if stretch else inner, x1)
+        if five and n >= 5:
+            xs = [positions[np.clip(k + j, 0, n - 1)] for j in (-2, -1, 0, 1, 2)]
+            ys = [log(self.prev2), y_prev, y_best, y_next, log(self.next2)]
+            fitted = _vertex5(xs, ys)
+            out = np.where((k >= 2) & (k <= n - 3) & np.isfinite(fitted), fitted, out)
         if n >= 3:
             # a peak at an end frame: the parabola through it and its two inner neighbours, clipped to the half of
             # the end interval next to the end frame (the end frame won, so the peak is at least that close to it)
@@ -165,6 +173,30 @@ class PeakTracker:
                 lo, hi = sorted((positions[end], (positions[end] + positions[inner]) / 2))
                 out = np.where(at_end, np.clip(vertex, lo, hi), out)
         return out.astype(np.float32)
+
+
+def _vertex5(xs: list[np.ndarray], ys: list[np.ndarray]) -> np.ndarray:
+    """Vertex of the least-squares parabola through five points ``(xs[j], ys[j])`` around the best one ``xs[2]``,
+    within half a spacing of it on either side; NaN where the parabola has no maximum."""
+    x1 = xs[2].astype(np.float64)
+    scale = np.maximum(np.abs(xs[3] - xs[1]).astype(np.float64) / 2, _EPS)  # offsets in spacings: well conditioned
+    u = [(x - x1) / scale for x in xs]
+    y = [v.astype(np.float64) for v in ys]
+    s1, s2, s3, s4 = (sum(ui**p for ui in u) for p in (1, 2, 3, 4))
+    s0 = 5.0
+    t0 = sum(y)
+    t1 = sum(ui * yi for ui, yi in zip(u, y, strict=True))
+    t2 = sum(ui * ui * yi for ui, yi in zip(u, y, strict=True))
+    # normal equations [[s4 s3 s2] [s3 s2 s1] [s2 s1 s0]] (a b c) = (t2 t1 t0), by Cramer's rule
+    det = s4 * (s2 * s0 - s1 * s1) - s3 * (s3 * s0 - s1 * s2) + s2 * (s3 * s1 - s2 * s2)
+    a = t2 * (s2 * s0 - s1 * s1) - s3 * (t1 * s0 - s1 * t0) + s2 * (t1 * s1 - s2 * t0)
+    b = s4 * (t1 * s0 - s1 * t0) - t2 * (s3 * s0 - s1 * s2) + s2 * (s3 * t0 - t1 * s2)
+    maximum = (a * det < 0) & (det != 0)  # a / det < 0: the parabola opens downwards
+    offset = -b / np.where(maximum, 2.0 * a, 1.0)  # b/det over 2a/det: det cancels
+    lo = (xs[1] - x1) / scale / 2  # half the spacing to each neighbour, in the same units
+    hi = (xs[3] - x1) / scale / 2
+    offset = np.clip(offset, np.minimum(lo, hi), np.maximum(lo, hi))
+    return np.where(maximum, x1 + offset * scale, np.nan).astype(np.float32)
 
 
 def _stretch(vertex, x0, x1, x2) -> np.ndarray:
