@@ -345,11 +345,21 @@ def test_sub_frame_peaks_are_stretched_only_for_sparse_peaky_stacks(tmp_path, mo
 
 
 def test_five_point_parabola_finds_the_vertex():
-    from focalcli.focus.depth import _vertex5
+    from focalcli.focus.depth import _vertex5, _vertex5_weights
 
-    xs = [np.array([v], np.float32) for v in (3.0, 2.5, 2.0, 1.6, 1.2)]  # diopters, uneven spacing
-    parabola = lambda x, top: -4.0 * (x - top) ** 2 + 1.0  # noqa: E731
+    positions = np.array([3.4, 3.0, 2.5, 2.0, 1.6, 1.2, 1.0], np.float32)  # diopters, uneven spacing
+    weights = _vertex5_weights(positions)
+    k = np.array([[3]])  # the best frame: 2.0 D; its fit uses frames 1..5
+
+    def fit(top: float, sign: float = 1.0) -> float:
+        ys = [np.array([[sign * (-4.0 * (x - top) ** 2 + 1.0)]], np.float32) for x in positions[1:6]]
+        return float(_vertex5(positions, k, ys, weights)[0, 0])
+
     for top in (2.0, 2.1, 1.85):
-        assert _vertex5(xs, [parabola(x, top) for x in xs])[0] == pytest.approx(top, abs=1e-5)
-    assert _vertex5(xs, [parabola(x, 2.6) for x in xs])[0] == pytest.approx(2.25)  # at most half a spacing away
-    assert np.isnan(_vertex5(xs, [-parabola(x, 2.0) for x in xs])[0])  # no maximum: the 3-point fit stays
+        assert fit(top) == pytest.approx(top, abs=1e-4)
+    assert fit(2.6) == pytest.approx(2.25)  # at most half a spacing from the best frame
+    assert np.isnan(fit(2.0, sign=-1.0))  # no maximum: the 3-point fit stays
+    assert np.isnan(_vertex5(positions, np.array([[1]]), [np.zeros((1, 1), np.float32)] * 5, weights)[0, 0])
+    even = np.linspace(3.0, 1.0, 9, dtype=np.float32)  # evenly spaced: one set of weights for every pixel
+    ys = [np.array([[-((x - 1.8) ** 2)]], np.float32) for x in even[3:8]]
+    assert _vertex5(even, np.array([[5]]), ys, _vertex5_weights(even))[0, 0] == pytest.approx(1.8, abs=1e-4)

@@ -136,17 +136,18 @@ class PeakTracker:
         """
         positions = np.asarray(positions, np.float32)
         peak = np.empty(self.best.shape, np.float32)
+        weights = _vertex5_weights(positions) if five and self.count >= 5 else None
 
         def block(r: int) -> None:
             rows = slice(r, r + _ROWS)
-            peak[rows] = self._refine(positions, rows, stretch, five)
+            peak[rows] = self._refine(positions, rows, stretch, weights)
 
         # row blocks keep the temporaries small for large frames; numpy releases the GIL, so threads use every core
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             list(pool.map(block, range(0, peak.shape[0], _ROWS)))
         return peak
 
-    def _refine(self, positions: np.ndarray, rows: slice, stretch: bool, five: bool) -> np.ndarray:
+    def _refine(self, positions: np.ndarray, rows: slice, stretch: bool, weights) -> np.ndarray:
         n, k = self.count, self.index[rows]
         log = lambda v: np.log(v[rows] + np.float32(1e-20))  # noqa: E731
         y_prev, y_best, y_next = log(self.prev), log(self.best), log(self.next)
@@ -156,11 +157,10 @@ class PeakTracker:
         # an inner peak: the vertex through the best frame and its neighbours (it falls within half a step of x1)
         inner = _vertex(x0, y_prev, x1, y_best, x2, y_next)
         out = np.where((k > 0) & (k < n - 1), _stretch(inner, x0, x1, x2) if stretch else inner, x1)
-        if five and n >= 5:
-            xs = [positions[np.clip(k + j, 0, n - 1)] for j in (-2, -1, 0, 1, 2)]
+        if weights is not None:  # five frames (``peak(five=True)``)
             ys = [log(self.prev2), y_prev, y_best, y_next, log(self.next2)]
-            fitted = _vertex5(xs, ys)
-            out = np.where((k >= 2) & (k <= n - 3) & np.isfinite(fitted), fitted, out)
+            fitted = _vertex5(positions, k, ys, weights)
+            out = np.where(np.isfinite(fitted), fitted, out)
         if n >= 3:
             # a peak at an end frame: the parabola through it and its two inner neighbours, clipped to the half of
             # the end interval next to the end frame (the end frame won, so the peak is at least that close to it)
@@ -175,28 +175,49 @@ class PeakTracker:
         return out.astype(np.float32)
 
 
-def _vertex5(xs: list[np.ndarray], ys: list[np.ndarray]) -> np.ndarray:
-    """Vertex of the least-squares parabola through five points ``(xs[j], ys[j])`` around the best one ``xs[2]``,
-    within half a spacing of it on either side; NaN where the parabola has no maximum."""
-    x1 = xs[2].astype(np.float64)
-    scale = np.maximum(np.abs(xs[3] - xs[1]).astype(np.float64) / 2, _EPS)  # offsets in spacings: well conditioned
-    u = [(x - x1) / scale for x in xs]
-    y = [v.astype(np.float64) for v in ys]
-    s1, s2, s3, s4 = (sum(ui**p for ui in u) for p in (1, 2, 3, 4))
-    s0 = 5.0
-    t0 = sum(y)
-    t1 = sum(ui * yi for ui, yi in zip(u, y, strict=True))
-    t2 = sum(ui * ui * yi for ui, yi in zip(u, y, strict=True))
-    # normal equations [[s4 s3 s2] [s3 s2 s1] [s2 s1 s0]] (a b c) = (t2 t1 t0), by Cramer's rule
-    det = s4 * (s2 * s0 - s1 * s1) - s3 * (s3 * s0 - s1 * s2) + s2 * (s3 * s1 - s2 * s2)
-    a = t2 * (s2 * s0 - s1 * s1) - s3 * (t1 * s0 - s1 * t0) + s2 * (t1 * s1 - s2 * t0)
-    b = s4 * (t1 * s0 - s1 * t0) - t2 * (s3 * s0 - s1 * s2) + s2 * (s3 * t0 - t1 * s2)
-    maximum = (a * det < 0) & (det != 0)  # a / det < 0: the parabola opens downwards
-    offset = -b / np.where(maximum, 2.0 * a, 1.0)  # b/det over 2a/det: det cancels
-    lo = (xs[1] - x1) / scale / 2  # half the spacing to each neighbour, in the same units
-    hi = (xs[3] - x1) / scale / 2
-    offset = np.clip(offset, np.minimum(lo, hi), np.maximum(lo, hi))
-    return np.where(maximum, x1 + offset * scale, np.nan).astype(np.float32)
+def _vertex5_weights(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per best frame k (rows, 2 <= k <= N-3; other rows unused), the weights that turn the log measures of frames
+    k-2 .. k+2 into the ``a`` and ``b`` of the least-squares parabola ``a u^2 + b u + c``, u the offset from frame k
+    in units of half the spacing between its neighbours. They depend on the positions only, so a pixel's fit is
+    ten multiply-adds.
+
+    Shape:
+        ``(N,)`` -> two ``(N, 5)`` float32 arrays.
+    """
+    n = len(positions)
+    wa, wb = np.zeros((n, 5), np.float32), np.zeros((n, 5), np.float32)
+    for k in range(2, n - 2):
+        x = positions[k - 2 : k + 3].astype(np.float64)
+        u = (x - x[2]) / (abs(x[3] - x[1]) / 2 or 1.0)
+        design = np.stack([u * u, u, np.ones(5)], axis=1)  # (5, 3)
+        solve = np.linalg.pinv(design)  # (3, 5): least squares
+        wa[k], wb[k] = solve[0], solve[1]
+    return wa, wb
+
+
+def _vertex5(positions: np.ndarray, k: np.ndarray, ys: list[np.ndarray], weights) -> np.ndarray:
+    """Vertex of the least-squares parabola through the log measures ``ys`` of frames k-2 .. k+2, within half a
+    spacing of frame k on either side; NaN where the parabola has no maximum or k is within 2 of an end.
+
+    Shape:
+        ``k`` and each of ``ys``: ``(h, w)``; returns ``(h, w)`` float32.
+    """
+    n = len(positions)
+    wa, wb = weights
+    kk = np.clip(k, 2, max(n - 3, 2))
+    if np.allclose(wa[2 : n - 2], wa[2], atol=1e-6) and np.allclose(wb[2 : n - 2], wb[2], atol=1e-6):
+        wa, wb = wa[2], wb[2]  # evenly spaced frames (the usual schedules): the same weights for every pixel
+    else:
+        wa, wb = wa[kk].transpose(2, 0, 1), wb[kk].transpose(2, 0, 1)  # (5, h, w)
+    a = sum(wa[j] * ys[j] for j in range(5))
+    b = sum(wb[j] * ys[j] for j in range(5))
+    x1 = positions[kk]
+    half = np.abs(positions[np.minimum(kk + 1, n - 1)] - positions[kk - 1]) / 2
+    lo = (positions[kk - 1] - x1) / np.maximum(half, _EPS) / 2  # half the spacing to each neighbour, in u units
+    hi = (positions[np.minimum(kk + 1, n - 1)] - x1) / np.maximum(half, _EPS) / 2
+    maximum = (a < 0) & (k >= 2) & (k <= n - 3)
+    offset = np.clip(-b / np.where(maximum, 2.0 * a, 1.0), np.minimum(lo, hi), np.maximum(lo, hi))
+    return np.where(maximum, x1 + offset * half, np.nan).astype(np.float32)
 
 
 def _stretch(vertex, x0, x1, x2) -> np.ndarray:
