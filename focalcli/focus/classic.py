@@ -246,7 +246,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     floor = noise_floor(small.low, small.best)
     drop, tail = small.drop(floor), small.tail(floor)
     sparse = drop is not None and drop > SPARSE_DROP
-    peaky = sparse and tail is not None and tail < PEAKY_TAIL  # not Gaussian: stretch the sub-frame peaks
+    peaky = tail is not None and tail < PEAKY_TAIL  # not Gaussian: Cauchy end fits; if sparse, stretched peaks
     info["peak_drop"] = None if drop is None else round(drop, 3)
     info["peak_tail"] = None if tail is None else round(tail, 3)
     if wide is not None:  # unknown optics: the widest small window, for a sparse stack
@@ -255,7 +255,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             info["window_small_sigma_px"] = round(wide_sigma, 3)
         wide = at_wide = None
     positions = positions_from_distances(distances, n)
-    peak = large.peak(positions, stretch=peaky, five=not sparse)
+    peak = large.peak(positions, stretch=sparse and peaky, five=not sparse, cauchy_ends=peaky)
     large = None
     if scales.levels:
         peak = cv2.resize(peak, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -263,7 +263,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     strong = confidence_from_snr(small.best, small.low, floor, BLEND_SNR, 2.0)  # the small window's peak is usable
     confidence = confidence_from_snr(np.maximum(small.best, at_large), small.low, floor)
     # blend: the small window's peak where it is trustworthy, else the large window's (more texture)
-    peak += strong * (small.peak(positions, stretch=peaky, five=not sparse) - peak)
+    peak += strong * (small.peak(positions, stretch=sparse and peaky, five=not sparse, cauchy_ends=peaky) - peak)
     small = at_large = None
     invalid = covered is not None and covered < 1.0  # (H, W) bool: some frame holds no data there
     if invalid is not False:
