@@ -104,7 +104,7 @@ class PeakTracker:
         if inner.sum() < 100:
             return None
         neighbour = np.maximum(self.prev.ravel()[::step][inner], self.next.ravel()[::step][inner])
-        return float(np.median(np.log(best[inner] + 1e-20) - np.log(neighbour + 1e-20)))
+        return quantile(np.log(best[inner] + 1e-20) - np.log(neighbour + 1e-20), 0.5)
 
     def tail(self, floor: float, snr: float = 8.0) -> float | None:
         """The shape of the focus curves: the median, over pixels whose peak is at least two frames from either end
@@ -122,7 +122,7 @@ class PeakTracker:
         b = log(self.best)
         ratios = [(log(one) - log(two)) / np.maximum(b - log(one), 1e-3)
                   for one, two in ((self.prev, self.prev2), (self.next, self.next2))]
-        return float(np.median(np.concatenate(ratios)))
+        return quantile(np.concatenate(ratios), 0.5)
 
     def peak(self, positions: np.ndarray, stretch: bool = False, five: bool = False,
              cauchy_ends: bool = False) -> np.ndarray:

@@ -121,7 +121,9 @@ def preview_range(depth: np.ndarray, confidence: np.ndarray | None = None) -> tu
     if not valid.any():
         return 0.0, 1.0
     w = valid if confidence is None else valid & (confidence > 0.3)
-    lo, hi = np.percentile(depth[w] if w.sum() > 100 else depth[valid], [1, 99])
+    values = depth[w] if w.sum() > 100 else depth[valid]
+    ks = [int(q * (values.size - 1)) for q in (0.01, 0.99)]  # partial sort: np.percentile imports numpy.ma (10 ms)
+    lo, hi = np.partition(values, ks)[ks]
     return float(lo), float(hi)
 
 
