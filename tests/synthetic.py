@@ -56,8 +56,8 @@ def step_planes(h: int = 96, w: int = 128, n: int = 8, near: float = 0.6, far: f
     return render(texture(h, w, seed=1), depth, focus), depth, focus
 
 
-def as_focal_stack(frames: np.ndarray, focus: np.ndarray | None) -> FocalStack:
-    """(N, H, W, 3) numpy frames to a FocalStack (near to far)."""
+def as_focal_stack(frames: np.ndarray, focus: np.ndarray | None, camera: Camera | None = None) -> FocalStack:
+    """(N, H, W, 3) numpy frames to a FocalStack (near to far); the camera defaults to 50 mm F/2, pitch unknown."""
     t = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
     fd = torch.tensor(focus, dtype=torch.float32) if focus is not None else None
-    return FocalStack(frames=t, focus_distances_m=fd, camera=Camera(focal_length_mm=50, f_number=2))
+    return FocalStack(frames=t, focus_distances_m=fd, camera=camera or Camera(focal_length_mm=50, f_number=2))

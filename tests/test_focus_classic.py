@@ -97,24 +97,30 @@ def test_peak_tracker_matches_argmax():
     assert np.allclose(t.next, ms[np.minimum(k + 1, 6), rows, cols])
 
 
-def test_streaming_memory_does_not_grow_with_stack_length(tmp_path):
+@pytest.mark.parametrize("dense_optics", [False, True])
+def test_streaming_memory_does_not_grow_with_stack_length(tmp_path, dense_optics):
     import tracemalloc
 
     h, w = 120, 160
     frame_bytes = h * w * 3 * 4
     peaks = []
-    for n in (4, 16):
+    for n in (12, 24):
         frames = np.random.default_rng(n).random((n, h, w, 3)).astype(np.float32)
-        sf = scan_stack(write_frames(tmp_path / f"s{n}", frames, suffix=".jpg"))
+        # a dense schedule with known optics (0.1 px blur step) smooths across frames: 2r + 1 = 9 maps held
+        focus = 1 / np.linspace(1.0, 1.0 - 0.0004 * (n - 1), n) if dense_optics else None
+        camera = {"focal_length_mm": 50, "f_number": 2, "pixel_pitch_um": 5} if dense_optics else None
+        sf = scan_stack(write_frames(tmp_path / f"s{n}", frames, suffix=".jpg", focus=focus, camera=camera))
         del frames
         tracemalloc.start()
-        depth_from_focus(sf, aif=True)
+        result = depth_from_focus(sf, aif=True)
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
+        assert result.info["frame_smoothing_sigma"] == (2.0 if dense_optics else 0.0)
     assert peaks[1] - peaks[0] < frame_bytes, [p / frame_bytes for p in peaks]
     # a fixed budget of full-size maps: the fusion pyramid, the peak trackers of both windows (and of the widest
-    # small window without optics), the curve-shape measures, coverage and fill
-    assert peaks[1] < 17 * frame_bytes, [p / frame_bytes for p in peaks]
+    # small window without optics), the curve-shape measures, coverage and fill; with smoothing across frames also
+    # the 2r + 1 = 9 frames' maps it holds (about 6 more frames' worth here)
+    assert peaks[1] < (25 if dense_optics else 17) * frame_bytes, [p / frame_bytes for p in peaks]
 
 
 @pytest.mark.parametrize("measure", MEASURES)
@@ -382,3 +388,40 @@ def test_end_intervals_of_a_sparse_disk_blur_stack_are_not_pulled_onto_the_end_p
     # then stayed on the end plane (0.23 spacings off on average); the Cauchy fit finds them (0.14)
     assert error[at_end][8:-8].mean() < 0.17
     assert error[~at_end].mean() < 0.08
+
+
+def test_frame_smoother_matches_a_gaussian_across_the_whole_stack():
+    from focalcli.focus.depth import FrameSmoother
+
+    n, rng = 9, np.random.default_rng(0)
+    maps = rng.random((n, 4, 5)).astype(np.float32)
+    for sigma in (0.0, 0.7, 2.0):
+        smoother, out = FrameSmoother(n, sigma), []
+        for m in maps:
+            out += [a for a, _ in smoother.push((m, None))]
+        out += [a for a, _ in smoother.flush()]
+        r = smoother.radius
+        assert r == {0.0: 0, 0.7: 2, 2.0: 4}[sigma] and len(out) == n
+        for j in range(n):  # the kernel truncated at 2 sigma and renormalised at the ends of the stack
+            lo, hi = max(0, j - r), min(n - 1, j + r)
+            k = np.exp(-0.5 * ((np.arange(lo, hi + 1) - j) / max(sigma, 1e-9)) ** 2)
+            assert np.allclose(out[j], np.tensordot(k / k.sum(), maps[lo:hi + 1], axes=1), atol=1e-6)
+        assert len(smoother._buffer) <= 2 * r + 1
+
+
+def test_dense_stacks_are_smoothed_across_frames():
+    from focalcli.bench.reference_render import Optics, render_stack
+    from focalcli.focus.classic import frame_smoothing
+
+    assert frame_smoothing(None) == 0.0 and frame_smoothing(4.0) == 0.0  # unknown optics; frames far apart
+    assert frame_smoothing(0.6) == pytest.approx(1.0) and frame_smoothing(0.01) == 2.0
+    n, h, w = 24, 96, 192
+    diopters = np.linspace(1.6, 0.8, n)  # near to far, 0.4 px blur step at 640 px wide: dense
+    truth = np.linspace(diopters[2], diopters[-3], w, dtype=np.float32)
+    frames = render_stack(synthetic.texture(h, w, seed=5), np.repeat(1 / truth[None], h, axis=0), list(1 / diopters),
+                          Optics(50.0, 4.0, 36000 / 640), shot=0.002, read=0.004, rng=np.random.default_rng(0))
+    camera = Camera(focal_length_mm=50, f_number=4, pixel_pitch_um=36000 / 640)
+    result = depth_from_focus(synthetic.as_focal_stack(frames / np.float32(255), 1 / diopters, camera), smooth=0)
+    assert result.info["frame_smoothing_sigma"] == pytest.approx(1.46, abs=0.01)
+    error = np.abs(1 / result.depth - truth) / (diopters[0] - diopters[1])  # frame spacings
+    assert error.mean() < 1.0  # 1.29 when each frame's measure is taken as it is (0.77 smoothed)

@@ -18,6 +18,7 @@ import numpy as np
 
 from focalcli.focus.depth import (
     DepthResult,
+    FrameSmoother,
     PeakTracker,
     confidence_from_snr,
     fill_weak,
@@ -84,6 +85,8 @@ SPARSE_DROP = 0.25  # a peak drop (``PeakTracker.drop``) above this marks a spar
 # the widest small window, and with a curve shape (``PeakTracker.tail``) under PEAKY_TAIL its sub-frame peaks are
 # stretched (``focus.depth._stretch``)
 PEAKY_TAIL = 1.7  # between disk blur (1-1.5 on the validation set) and Gaussian curves (2-3)
+FRAME_SMOOTH_PX = 0.6  # smoothing across frames: sigma = this / the blur step (px), in frames (``FrameSmoother``)
+FRAME_SMOOTH_MAX = 2.0  # ... at most this many frames (memory holds 2 * 2 * sigma + 1 frames' maps)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,22 @@ def blur_step_px(distances_m: list[float] | None, camera) -> float | None:
     return statistics.median(steps) if steps else None  # not np.median: it imports numpy.ma (~10 ms)
 
 
+def frame_smoothing(blur_step: float | None) -> float:
+    """Sigma (frames) of the smoothing across frames for a stack whose blur grows by ``blur_step`` px per frame: 0
+    (none) when unknown or when the frames are far apart, up to ``FRAME_SMOOTH_MAX`` for dense ones.
+
+    The blur must change by about ``FRAME_SMOOTH_PX`` pixels for a focus measure to tell two planes apart; frames
+    closer than that sample the same curve with independent noise. On the validation set (AbsRel): 10 frames over
+    the 5th-95th depth percentiles (0.8 px step) 0.059 -> 0.054, 41 frames (0.2 px) 0.064 -> 0.053, 5 frames at
+    F/2.8 over the percentiles 0.067 -> 0.063; the 10- and 5-frame schedules over 0.6-10 m (3-4 px steps) are
+    unchanged.
+    """
+    if not blur_step:
+        return 0.0
+    sigma = min(FRAME_SMOOTH_PX / blur_step, FRAME_SMOOTH_MAX)
+    return sigma if sigma >= 0.2 else 0.0
+
+
 def _down(x: np.ndarray, levels: int) -> np.ndarray:
     for _ in range(levels):
         x = cv2.pyrDown(x)
@@ -189,10 +208,31 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     n, (h, w), distances = len(stack), stack.size, stack.distances()
     step = blur_step_px(distances, stack.camera)
     small, large = PeakTracker(), PeakTracker()
+    smoother = FrameSmoother(n, frame_smoothing(step) if depth else 0.0)
+    sharpest = None  # (H, W) best raw small-window measure so far, for the guide when the trackers see smoothed maps
     fuser = PyramidFuser(h, w) if aif else None
     scales = guide = at_large = None
     wide = at_wide = None  # without optics: the widest small window too, kept if the stack turns out sparse
     covered = None  # (H, W) float32: 1 where every frame so far covers the pixel (aligned stacks only)
+
+    def track(m: np.ndarray, m_large: np.ndarray, m_wide: np.ndarray | None) -> np.ndarray:
+        """Feed one (smoothed) frame's maps to the peak trackers; the mask of pixels where it is the new best."""
+        nonlocal at_large, at_wide
+        better = small.update(m)
+        if wide is not None:
+            wide.update(m_wide)
+        better_large = large.update(m_large)
+        if at_large is None:
+            at_large = m.copy()
+            at_wide = m_wide.copy() if wide is not None else None
+        else:
+            if scales.levels:
+                better_large = cv2.resize(better_large, (w, h), interpolation=cv2.INTER_NEAREST)
+            cv2.copyTo(m, better_large, at_large)  # small-window energy at the large window's best frame
+            if wide is not None:
+                cv2.copyTo(m_wide, better_large, at_wide)
+        return better
+
     for i, frame in enumerate(_frames(stack)):
         if fuser is None and frame.dtype != np.float32:
             # depth only: gray in the native type, then scale one channel instead of three (rounding 8-bit gray to
@@ -213,30 +253,32 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
         if cover is not None:
             covered = cover if covered is None else np.minimum(covered, cover)
         if depth:
-            better = small.update(m)
-            if wide is not None:
-                m_wide = _window(energy, cover, wide_sigma)
-                wide.update(m_wide)
+            m_wide = _window(energy, cover, wide_sigma) if wide is not None else None
             m_large = cv2.GaussianBlur(_down(m, scales.levels), (0, 0), scales.large_rest,
                                        borderType=cv2.BORDER_REFLECT)  # (H / 2^L, W / 2^L)
             if cover is not None:  # normalise by the covered share of the large window too
                 m_large /= np.maximum(cv2.GaussianBlur(_down(cover, scales.levels), (0, 0), scales.large_rest,
                                                        borderType=cv2.BORDER_REFLECT), 1e-3)
-            better_large = large.update(m_large)
-            if i == 0:
-                guide, at_large = gray.copy(), m.copy()
-                at_wide = m_wide.copy() if wide is not None else None
+            if smoother.radius == 0:  # the trackers see this frame: their best mask picks the guide's pixels
+                better = track(m, m_large, m_wide)
+            else:  # they see earlier frames, smoothed: the guide follows the sharpest raw frame
+                for maps in smoother.push((m, m_large, m_wide)):
+                    track(*maps)
+                if sharpest is None:
+                    sharpest = m.copy()
+                better = cv2.compare(m, sharpest, cv2.CMP_GT)
+                cv2.copyTo(m, better, sharpest)
+            if guide is None:
+                guide = gray.copy()
             else:
                 cv2.copyTo(gray, better, guide)  # all-in-focus gray: the guide of the fill
-                if scales.levels:
-                    better_large = cv2.resize(better_large, (w, h), interpolation=cv2.INTER_NEAREST)
-                cv2.copyTo(m, better_large, at_large)  # small-window energy at the large window's best frame
-                if wide is not None:
-                    cv2.copyTo(m_wide, better_large, at_wide)
         if fuser is not None:
             fuser.update(frame, m)
         if progress is not None:
             progress(i + 1, n)
+    for maps in smoother.flush():
+        track(*maps)
+    sharpest = None
     fused = fuser.result() if fuser is not None else None
     fuser = None  # its pyramids are not needed any more: keep the peak memory down
     info = _resolved(measure, scales) if scales is not None else {}
@@ -248,6 +290,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     drop, tail = small.drop(floor), small.tail(floor)
     sparse = drop is not None and drop > SPARSE_DROP
     peaky = tail is not None and tail < PEAKY_TAIL  # not Gaussian: Cauchy end fits; if sparse, stretched peaks
+    info["frame_smoothing_sigma"] = round(smoother.sigma if smoother.radius else 0.0, 3)
     info["peak_drop"] = None if drop is None else round(drop, 3)
     info["peak_tail"] = None if tail is None else round(tail, 3)
     if wide is not None:  # unknown optics: the widest small window, for a sparse stack

@@ -22,8 +22,10 @@ Frames are consumed one at a time, so memory stays at a few HxW maps whatever th
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -32,8 +34,8 @@ import numpy as np
 from focalcli.focus.measures import gaussian_blur, quantile
 from focalcli.io.depth import DepthResult  # its home (io: every method returns one); re-exported here
 
-__all__ = ["DepthResult", "PeakTracker", "confidence_from_snr", "fill_weak", "guided_filter", "noise_floor",
-           "peak_to_depth", "positions_from_distances", "push_pull"]
+__all__ = ["DepthResult", "FrameSmoother", "PeakTracker", "confidence_from_snr", "fill_weak", "guided_filter",
+           "noise_floor", "peak_to_depth", "positions_from_distances", "push_pull"]
 
 _EPS = 1e-12
 _ROWS = 256  # row block for the per-pixel refinement
@@ -51,6 +53,56 @@ def positions_from_distances(distances_m: Sequence[float] | None, n: int) -> np.
     if distances_m is None:
         return np.arange(n, dtype=np.float64)
     return 1.0 / np.asarray(distances_m, dtype=np.float64)
+
+
+class FrameSmoother:
+    """Gaussian smoothing of focus-measure maps along the stack (across frames), streamed.
+
+    In a dense schedule a focus curve spans many frames and each frame's measure is noisy: the per-pixel peak of
+    the raw curve jumps by frames (2 frame spacings median error on the validation set's 41-frame stack).
+    Averaging neighbouring frames' maps before the peak is found removes most of that. ``push`` takes frame i's
+    maps and yields the smoothed maps of the frames that are complete (frame ``i - r``); ``flush`` yields the rest.
+    The kernel is truncated at ``2 sigma`` and renormalised at the ends of the stack, so memory holds at most
+    ``2r + 1`` frames' maps whatever the stack length. ``sigma`` 0 passes the maps through untouched.
+
+    Shape:
+        each item of ``push``: a tuple of maps (any shapes, None allowed); yields tuples of the same structure.
+    """
+
+    def __init__(self, n: int, sigma: float):
+        self.n, self.sigma = n, sigma
+        self.radius = min(math.ceil(2.0 * sigma), n - 1) if sigma > 0 else 0
+        u = np.arange(-self.radius, self.radius + 1, dtype=np.float64)
+        self.kernel = np.exp(-0.5 * (u / sigma) ** 2) if self.radius else np.ones(1)
+        self._buffer: deque[tuple] = deque()  # the maps of frames first .. count - 1
+        self._first = self.count = self.emitted = 0
+
+    def push(self, maps: tuple) -> Iterator[tuple]:
+        self._buffer.append(maps)
+        self.count += 1
+        while self.emitted + self.radius < self.count:
+            yield self._emit()
+
+    def flush(self) -> Iterator[tuple]:
+        while self.emitted < self.count:
+            yield self._emit()
+
+    def _emit(self) -> tuple:
+        j, r = self.emitted, self.radius
+        self.emitted += 1
+        if r == 0:
+            self._first += 1
+            return self._buffer.popleft()
+        lo, hi = max(0, j - r), min(self.count - 1, j + r)
+        w = self.kernel[lo - j + r : hi - j + r + 1]
+        w = (w / w.sum()).astype(np.float32)
+        frames = [self._buffer[i - self._first] for i in range(lo, hi + 1)]
+        out = tuple(None if frames[0][k] is None else sum(wi * f[k] for wi, f in zip(w, frames, strict=True))
+                    for k in range(len(frames[0])))
+        while self._first < self.emitted - r:  # frame ``first`` is no longer in any window still to come
+            self._buffer.popleft()
+            self._first += 1
+        return out
 
 
 class PeakTracker:
