@@ -115,12 +115,14 @@ def test_streaming_memory_does_not_grow_with_stack_length(tmp_path, dense_optics
         result = depth_from_focus(sf, aif=True)
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-        assert result.info["frame_smoothing_sigma"] == (2.0 if dense_optics else 0.0)
+        if dense_optics:
+            assert result.info["frame_smoothing_sigma"] == 2.0
     assert peaks[1] - peaks[0] < frame_bytes, [p / frame_bytes for p in peaks]
     # a fixed budget of full-size maps: the fusion pyramid, the peak trackers of both windows (and of the widest
-    # small window without optics), the curve-shape measures, coverage and fill; with smoothing across frames also
-    # the 2r + 1 = 9 frames' maps it holds (about 6 more frames' worth here)
-    assert peaks[1] < (25 if dense_optics else 17) * frame_bytes, [p / frame_bytes for p in peaks]
+    # small window without optics), the curve-shape measures, coverage and fill, and the frames' maps held for the
+    # smoothing across frames: 2r + 1 = 9 with sigma 2, or the first 9 while it is estimated without optics (about
+    # 6 frames' worth here)
+    assert peaks[1] < 25 * frame_bytes, [p / frame_bytes for p in peaks]
 
 
 @pytest.mark.parametrize("measure", MEASURES)
@@ -409,6 +411,20 @@ def test_frame_smoother_matches_a_gaussian_across_the_whole_stack():
         assert len(smoother._buffer) <= 2 * r + 1
 
 
+def test_curve_width_grows_with_the_spacing_of_the_frames():
+    from focalcli.focus.depth import curve_width
+
+    def maps(spacing: float) -> list[np.ndarray]:  # disk-like focus curves, peaks spread over the first 9 frames
+        peaks = np.linspace(1.5, 6.5, 400, dtype=np.float32)[None].repeat(8, 0)
+        far = np.full((8, 400), 1e-3, np.float32)  # the rest of the scene, in focus in later frames: the noise floor
+        return [np.hstack([1e-3 + (1 + ((i - peaks) * spacing / 0.5) ** 2) ** -1.5, far]) for i in range(9)]
+
+    dense, sparse = curve_width(maps(0.1)), curve_width(maps(2.0))
+    assert 0 < dense < 0.5 < 1.5 < sparse
+    assert curve_width(maps(0.1)[:4]) is None  # too few frames to bend
+    assert curve_width([np.ones((8, 8), np.float32)] * 9) is None  # no peaks
+
+
 def test_dense_stacks_are_smoothed_across_frames():
     from focalcli.bench.reference_render import Optics, render_stack
     from focalcli.focus.classic import frame_smoothing
@@ -425,3 +441,20 @@ def test_dense_stacks_are_smoothed_across_frames():
     assert result.info["frame_smoothing_sigma"] == pytest.approx(1.46, abs=0.01)
     error = np.abs(1 / result.depth - truth) / (diopters[0] - diopters[1])  # frame spacings
     assert error.mean() < 1.0  # 1.29 when each frame's measure is taken as it is (0.77 smoothed)
+    # without the pixel pitch (so without the blur step) the smoothing comes from the curves of the first 9 frames
+    result = depth_from_focus(synthetic.as_focal_stack(frames / np.float32(255), 1 / diopters), smooth=0)
+    assert result.info["blur_step_px"] is None and result.info["frame_smoothing_sigma"] > 0.7
+    error = np.abs(1 / result.depth - truth) / (diopters[0] - diopters[1])
+    assert error.mean() < 1.0
+
+
+@pytest.mark.parametrize("n", [4, 10, 24])
+def test_the_all_in_focus_fusion_does_not_change_the_depth(n):
+    # the fusion keeps the first frame's focus measure as its salience; it used to change it in place while the peak
+    # tracker (and the smoothing across frames) still held it
+    focus = 1.0 / np.linspace(1 / 0.5 + 0.1, 1 / 1.0 - 0.1, n)
+    depth = np.repeat(np.linspace(0.5, 1.0, 128, dtype=np.float32)[None], 96, axis=0)
+    stack = synthetic.as_focal_stack(synthetic.render(synthetic.texture(96, 128, seed=3), depth, focus), focus)
+    with_aif = depth_from_focus(stack, aif=True)
+    assert with_aif.aif is not None
+    assert np.array_equal(with_aif.depth, depth_from_focus(stack).depth)

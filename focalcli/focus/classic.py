@@ -21,6 +21,7 @@ from focalcli.focus.depth import (
     FrameSmoother,
     PeakTracker,
     confidence_from_snr,
+    curve_width,
     fill_weak,
     noise_floor,
     peak_to_depth,
@@ -87,6 +88,8 @@ SPARSE_DROP = 0.25  # a peak drop (``PeakTracker.drop``) above this marks a spar
 PEAKY_TAIL = 1.7  # between disk blur (1-1.5 on the validation set) and Gaussian curves (2-3)
 FRAME_SMOOTH_PX = 0.6  # smoothing across frames: sigma = this / the blur step (px), in frames (``FrameSmoother``)
 FRAME_SMOOTH_MAX = 2.0  # ... at most this many frames (memory holds 2 * 2 * sigma + 1 frames' maps)
+FRAME_SMOOTH_MIN = 0.25  # below this sigma (frames far apart) nothing is smoothed
+CURVE_WIDTH_STEP = 2.0  # without optics: blur step (px) ~ this * ``curve_width`` of the first frames
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,14 @@ def frame_smoothing(blur_step: float | None) -> float:
     if not blur_step:
         return 0.0
     sigma = min(FRAME_SMOOTH_PX / blur_step, FRAME_SMOOTH_MAX)
-    return sigma if sigma >= 0.2 else 0.0
+    return sigma if sigma >= FRAME_SMOOTH_MIN else 0.0
+
+
+def _estimated_smoothing(maps: list[np.ndarray]) -> float:
+    """``frame_smoothing`` for a stack of unknown optics, its blur step estimated from how sharply the focus curves
+    of its first frames bend (``focus.depth.curve_width``); 0 when they cannot tell."""
+    width = curve_width(maps)
+    return frame_smoothing(CURVE_WIDTH_STEP * width) if width else 0.0
 
 
 def _down(x: np.ndarray, levels: int) -> np.ndarray:
@@ -208,7 +218,8 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     n, (h, w), distances = len(stack), stack.size, stack.distances()
     step = blur_step_px(distances, stack.camera)
     small, large = PeakTracker(), PeakTracker()
-    smoother = FrameSmoother(n, frame_smoothing(step) if depth else 0.0)
+    # smoothing across frames: from the optics when known, else estimated from the first frames
+    smoother = FrameSmoother(n, (frame_smoothing(step) if step else None) if depth else 0.0, _estimated_smoothing)
     sharpest = None  # (H, W) best raw small-window measure so far, for the guide when the trackers see smoothed maps
     fuser = PyramidFuser(h, w) if aif else None
     scales = guide = at_large = None

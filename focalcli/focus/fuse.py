@@ -65,7 +65,7 @@ class PyramidFuser:
         sal = _gaussian_pyramid(measure, self.levels)
         if self.count == 0:
             self.fused = [x.copy() for x in lap]
-            self.salience = sal[: self.levels]
+            self.salience = [s.copy() for s in sal[: self.levels]]  # level 0 is the caller's measure: keep it
             self.base = lap[-1].astype(np.float32, copy=True)
         else:
             for lvl in range(self.levels):
