@@ -373,23 +373,29 @@ def test_five_point_parabola_finds_the_vertex():
     assert _vertex5(even, np.array([[5]]), ys, _vertex5_weights(even))[0, 0] == pytest.approx(1.8, abs=1e-4)
 
 
-def test_end_intervals_of_a_sparse_disk_blur_stack_are_not_pulled_onto_the_end_planes():
+@pytest.mark.parametrize("n", [5, 3])
+def test_end_intervals_of_a_sparse_disk_blur_stack_are_not_pulled_onto_the_end_planes(n):
     from focalcli.bench.reference_render import Optics, render_stack
 
-    diopters = np.linspace(2.0, 0.4, 5)  # 5 frames, near to far, 0.4 D apart (a sparse schedule at F/2.8)
+    diopters = np.linspace(2.0, 0.4, n)  # near to far, 0.4 or 0.8 D apart (a sparse schedule at F/2.8)
+    spacing = diopters[0] - diopters[1]
     h, w = 96, 256
     truth = np.linspace(diopters[0], diopters[-1], w, dtype=np.float32)  # a plane across the range, left to right
     optics = Optics(focal_length_mm=50.0, f_number=2.8, pixel_pitch_um=36000 / 640)
     frames = render_stack(synthetic.texture(h, w, seed=4), np.repeat(1 / truth[None], h, axis=0), list(1 / diopters),
                           optics, shot=0.0, read=0.0, rng=np.random.default_rng(0))  # a lens's disk-shaped blur
     result = depth_from_focus(synthetic.as_focal_stack(frames / np.float32(255), 1 / diopters), smooth=0)
-    assert result.info["peak_tail"] < 1.7  # peaky focus curves
-    error = np.abs(np.median(1 / result.depth, axis=0) - truth) / 0.4  # frame spacings, per column
-    at_end = (np.abs(truth - diopters[0]) < 0.2) | (np.abs(truth - diopters[-1]) < 0.2)
+    if n >= 5:
+        assert result.info["peak_tail"] < 1.7  # peaky focus curves
+    else:  # too few frames to measure the curves' shape: a sparse stack is taken as peaky
+        assert result.info["peak_tail"] is None and result.info["peak_drop"] > 0.25
+    error = np.abs(np.median(1 / result.depth, axis=0) - truth) / spacing  # frame spacings, per column
+    at_end = (np.abs(truth - diopters[0]) < spacing / 2) | (np.abs(truth - diopters[-1]) < spacing / 2)
     # the log-parabola through an end frame and its two neighbours has no maximum for most of these pixels, which
-    # then stayed on the end plane (0.23 spacings off on average); the Cauchy fit finds them (0.14)
-    assert error[at_end][8:-8].mean() < 0.17
-    assert error[~at_end].mean() < 0.08
+    # then stayed on the end plane (0.23 spacings off on average with 5 frames, 0.24 with 3); the Cauchy fit finds
+    # them (0.14, 0.17)
+    assert error[at_end][8:-8].mean() < (0.17 if n >= 5 else 0.2)
+    assert error[~at_end].mean() < (0.08 if n >= 5 else 0.09)  # 0.05, 0.08 (0.10 with the log-parabola at 3)
 
 
 def test_frame_smoother_matches_a_gaussian_across_the_whole_stack():

@@ -300,7 +300,8 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     floor = noise_floor(small.low, small.best)
     drop, tail = small.drop(floor), small.tail(floor)
     sparse = drop is not None and drop > SPARSE_DROP
-    peaky = tail is not None and tail < PEAKY_TAIL  # not Gaussian: Cauchy end fits; if sparse, stretched peaks
+    peaky = tail < PEAKY_TAIL if tail is not None else sparse  # not Gaussian: Cauchy end fits (and if sparse,
+    # stretched inner peaks); a stack too short for the curve shape (under 5 frames) is taken as peaky when sparse
     info["frame_smoothing_sigma"] = round(smoother.sigma if smoother.radius else 0.0, 3)
     info["peak_drop"] = None if drop is None else round(drop, 3)
     info["peak_tail"] = None if tail is None else round(tail, 3)
