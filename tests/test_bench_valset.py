@@ -65,6 +65,8 @@ def test_valset_layout_reproducible_and_readable_by_eval(tmp_path):
     drift = manifest["scenes"][1]["stacks"]["f2-n10-drift"]["exposure_gains"]
     assert len(drift) == 10 and all(0.77 < g < 1.29 for g in drift) and len(set(drift)) == 10
     assert "exposure_gains" not in manifest["scenes"][1]["stacks"]["f2-n10-uniform"]
+    jpeg = sorted(p.name for p in (out / "f2-n10-jpeg" / "s2" / "stack").iterdir())
+    assert jpeg[0] == "frame_00.jpg" and len(jpeg) == 11 and manifest["jpeg"]["sets"] == ["f2-n10-jpeg"]
     again = build_valset(rgbd, tmp_path / "val2", holdout=2, seed=3)
     assert again["scenes"] == manifest["scenes"]
     a = (out / "f2-n10-depth" / "s2" / "stack" / "frame_04.png").read_bytes()

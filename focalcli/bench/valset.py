@@ -3,7 +3,7 @@
 The held-out RGB-D scenes of DIR (``io.rgbd.split_scenes``, the split training uses) are rendered by the reference
 renderer (``bench.reference_render``: numpy + OpenCV, independent of the training renderer) with a full-frame 50 mm
 lens (36 mm sensor, pixel pitch = 36 mm / image width), each scene first resized so its long side is at most 640 px
-(area for colour, nearest for depth), in seven sets:
+(area for colour, nearest for depth), in eight sets:
 
 ============================  ======  ======  =========================================================
 set                           frames  f-stop  focus distances (uniform in diopters)
@@ -18,14 +18,17 @@ set                           frames  f-stop  focus distances (uniform in diopte
 ``f2-n10-drift``              10      F/2     0.6 m .. 10 m, each frame's exposure off by up to 1/3 EV
                                               (``EXPOSURE_DRIFT``: auto exposure, or a lens whose aperture
                                               changes with focus)
+``f2-n10-jpeg``               10      F/2     0.6 m .. 10 m, frames saved as JPEG of quality ``JPEG_QUALITY``
+                                              (as most cameras and phones store them)
 ============================  ======  ======  =========================================================
 
 Each stack gets Poisson-Gaussian sensor noise drawn from (seed, scene, set): shot log-uniform in [1e-4, 2e-3], read
 log-uniform in [5e-4, 4e-3] (linear light, [0, 1] full scale). The layout is the one ``focal synth`` writes and
-``stacks:DIR`` reads: ``OUT/SET/SCENE/stack/`` (8-bit PNG frames + ``stack.json``), ``OUT/SET/SCENE/depth.npy``
-(float32 metres, 0 = invalid), ``OUT/SET/SCENE/aif.png`` (the sharp source), and ``OUT/manifest.json`` (every
-parameter, the seed, the renderer, the scenes). ``focal eval --data stacks:OUT/f2-n10-uniform --method classic``
-scores one set; ``python -m focalcli.bench depth --valset OUT`` scores them all.
+``stacks:DIR`` reads: ``OUT/SET/SCENE/stack/`` (8-bit PNG frames, JPEG in ``f2-n10-jpeg``, and ``stack.json``),
+``OUT/SET/SCENE/depth.npy`` (float32 metres, 0 = invalid), ``OUT/SET/SCENE/aif.png`` (the sharp source), and
+``OUT/manifest.json`` (every parameter, the seed, the renderer, the scenes). ``focal eval --data
+stacks:OUT/f2-n10-uniform --method classic`` scores one set; ``python -m focalcli.bench depth --valset OUT`` scores
+them all.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ UNIFORM_RANGE_M = (0.6, 10.0)  # scene-agnostic schedule: near and far focus dis
 DEPTH_PERCENTILES = (5.0, 95.0)  # scene-dependent schedule
 SUBJECT_PERCENTILES = (5.0, 50.0)  # the nearer half of the scene: the rest is beyond the far focus plane
 EXPOSURE_DRIFT = 0.25  # f2-n10-drift: each frame's gain is exp(U(-x, x)) in linear light (0.25: about 1/3 EV)
+JPEG_QUALITY = 90  # f2-n10-jpeg: a camera's "fine" JPEG
 SHOT_RANGE = (1e-4, 2e-3)  # shot-noise gain, log-uniform
 READ_RANGE = (5e-4, 4e-3)  # read-noise standard deviation, log-uniform
 
@@ -62,6 +66,7 @@ class ValSet:
     f_number: float
     schedule: str  # "uniform" (0.6 .. 10 m), "depth" (5th .. 95th percentile) or "subject" (5th .. 50th)
     drift: bool = False  # each frame's exposure drawn around 1 (``EXPOSURE_DRIFT``)
+    jpeg: bool = False  # frames saved as JPEG (``JPEG_QUALITY``) instead of PNG
 
 
 SETS = (
@@ -72,6 +77,7 @@ SETS = (
     ValSet("f2-n41-depth", 41, 2.0, "depth"),  # a long, macro-like stack (bench depth --frame-index)
     ValSet("f2-n10-subject", 10, 2.0, "subject"),  # half the scene beyond the far focus plane
     ValSet("f2-n10-drift", 10, 2.0, "uniform", drift=True),  # exposure drift between frames
+    ValSet("f2-n10-jpeg", 10, 2.0, "uniform", jpeg=True),  # compressed frames
 )
 
 
@@ -126,14 +132,16 @@ def _fit(rgb, depth):
             cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST))
 
 
-def _write_png(path: Path, rgb_u8) -> None:
+def _write_png(path: Path, rgb_u8, jpeg_quality: int | None = None) -> None:
+    """An 8-bit RGB image as PNG, or as JPEG of ``jpeg_quality`` (the suffix of ``path`` must match)."""
     import cv2
 
     from focalcli.errors import OutputError
     from focalcli.io.atomic import atomic_path
 
+    params = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR)):
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR), params):
             raise OutputError(f"{path}: cannot write")
 
 
@@ -198,9 +206,10 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
                                           gains=gains)
                 folder = tmp / vs.name / scene.name
                 (folder / "stack").mkdir(parents=True)
-                names = [f"frame_{i:02d}.png" for i in range(len(frames))]
+                suffix, quality = (".jpg", JPEG_QUALITY) if vs.jpeg else (".png", None)
+                names = [f"frame_{i:02d}{suffix}" for i in range(len(frames))]
                 for name, frame in zip(names, frames, strict=True):
-                    _write_png(folder / "stack" / name, frame)
+                    _write_png(folder / "stack" / name, frame, quality)
                 camera = Camera(focal_length_mm=FOCAL_LENGTH_MM, f_number=vs.f_number, pixel_pitch_um=round(pitch, 6))
                 write_stack_json(folder / "stack", names, focus, camera,
                                  extra={"source": "focal bench valset", "scene": scene.name, "set": vs.name,
@@ -235,6 +244,7 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
                       "distribution": "log-uniform, drawn from (seed, scene, set)"},
             "exposure_drift": {"sets": [s.name for s in SETS if s.drift], "gain": f"exp(U(-{EXPOSURE_DRIFT:g}, "
                                f"{EXPOSURE_DRIFT:g})) per frame, linear light, before the noise"},
+            "jpeg": {"sets": [s.name for s in SETS if s.jpeg], "quality": JPEG_QUALITY, "writer": "OpenCV"},
             "sets": [asdict(s) for s in SETS],
             "scenes": entries,
         }
