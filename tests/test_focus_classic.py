@@ -415,6 +415,33 @@ def test_frame_smoother_matches_a_gaussian_across_the_whole_stack():
             k = np.exp(-0.5 * ((np.arange(lo, hi + 1) - j) / max(sigma, 1e-9)) ** 2)
             assert np.allclose(out[j], np.tensordot(k / k.sum(), maps[lo:hi + 1], axes=1), atol=1e-6)
         assert len(smoother._buffer) <= 2 * r + 1
+    # one sigma per frame: a schedule dense at one end and sparse at the other
+    sigmas = np.array([0.0, 0.0, 0.1, 0.5, 1.0, 1.5, 2.0, 2.0, 2.0])
+    smoother, out = FrameSmoother(n, sigmas), []
+    for m in maps:
+        out += [a for a, _ in smoother.push((m, None))]
+    out += [a for a, _ in smoother.flush()]
+    assert len(out) == n and smoother.radius == 4 and smoother.sigma == 1.0
+    for j, sigma in enumerate(sigmas):
+        r = min(int(np.ceil(2 * sigma)), 4)
+        lo, hi = max(0, j - r), min(n - 1, j + r)
+        k = np.exp(-0.5 * ((np.arange(lo, hi + 1) - j) / max(sigma, 1e-9)) ** 2)
+        assert np.allclose(out[j], np.tensordot(k / k.sum(), maps[lo:hi + 1], axes=1), atol=1e-6)
+
+
+def test_frame_sigmas_follow_the_local_spacing_of_the_schedule():
+    from focalcli.focus.classic import blur_steps_px, frame_sigmas
+
+    camera = Camera(focal_length_mm=50, f_number=2, pixel_pitch_um=36000 / 640)
+    metres = list(np.linspace(0.6, 10.0, 10))  # uniform in metres: far apart in diopters near, close far away
+    steps = blur_steps_px(metres, camera)
+    assert steps[0] > 10 * steps[-1]
+    sigmas = frame_sigmas(steps, 10)
+    assert sigmas[0] == 0.0 and sigmas[-1] > 1.0  # the sparse near end is left alone, the dense far end smoothed
+    diopters = list(1 / np.linspace(1 / 0.6, 1 / 10.0, 10))  # uniform in diopters: about one sigma for all
+    f8 = Camera(focal_length_mm=50, f_number=8, pixel_pitch_um=36000 / 640)  # 0.7 px steps: dense
+    sigmas = frame_sigmas(blur_steps_px(diopters, f8), 10)
+    assert sigmas.min() > 0.5 and np.ptp(sigmas) < 0.1
 
 
 def test_curve_width_grows_with_the_spacing_of_the_frames():

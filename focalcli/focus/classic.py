@@ -40,7 +40,8 @@ from focalcli.focus.measures import (
 from focalcli.io.images import to_float
 from focalcli.io.stack import FrameSource
 
-__all__ = ["ClassicScales", "all_in_focus", "blur_step_px", "classic_scales", "depth_from_focus"]
+__all__ = ["ClassicScales", "all_in_focus", "blur_step_px", "blur_steps_px", "classic_scales", "depth_from_focus",
+           "frame_sigmas", "frame_smoothing"]
 
 Progress = Callable[[int, int], None]  # (frames done, total)
 _DECODERS = 4  # frames decoded ahead, in parallel (at most the number of cores)
@@ -133,9 +134,9 @@ def classic_scales(height: int, width: int, *, noise: float, window: int | None,
     return ClassicScales(presmooth_sigma(noise), small, large, levels, rest, fill, blur_step)
 
 
-def blur_step_px(distances_m: list[float] | None, camera) -> float | None:
-    """The growth of the blur-circle diameter (px) from a frame's focus plane to the next frame, median over the
-    stack; None without focus distances, focal length, f-number or pixel pitch.
+def blur_steps_px(distances_m: list[float] | None, camera) -> list[float] | None:
+    """The growth of the blur-circle diameter (px) from each frame's focus plane to the next one's (N - 1 values);
+    None without focus distances, focal length, f-number or pixel pitch.
 
     Thin lens (``focalcli.optics.thinlens``): focused at ``s``, a point at distance ``d`` blurs to a disk of
     diameter ``A f s / (s - f) |1/s - 1/d|`` on the sensor, ``A = f / N``.
@@ -146,10 +147,15 @@ def blur_step_px(distances_m: list[float] | None, camera) -> float | None:
     f = f_mm / 1000.0
     steps = []
     for near, far in zip(distances_m[:-1], distances_m[1:], strict=True):
-        if far <= f:
-            continue
-        gain = (f / n) * f * far / (far - f)  # blur diameter per diopter on the sensor, focused at ``far``
+        far_ = max(far, near)
+        gain = (f / n) * f * far_ / (far_ - f) if far_ > f else 0.0  # blur diameter per diopter, focused at far_
         steps.append(gain * abs(1.0 / far - 1.0 / near) / (pitch_um * 1e-6))
+    return steps if any(steps) else None
+
+
+def blur_step_px(distances_m: list[float] | None, camera) -> float | None:
+    """The median over the stack of ``blur_steps_px``; None when unknown."""
+    steps = blur_steps_px(distances_m, camera)
     return statistics.median(steps) if steps else None  # not np.median: it imports numpy.ma (~10 ms)
 
 
@@ -167,6 +173,16 @@ def frame_smoothing(blur_step: float | None) -> float:
         return 0.0
     sigma = min(FRAME_SMOOTH_PX / blur_step, FRAME_SMOOTH_MAX)
     return sigma if sigma >= FRAME_SMOOTH_MIN else 0.0
+
+
+def frame_sigmas(steps: list[float] | None, n: int) -> np.ndarray | float:
+    """``frame_smoothing`` of each frame from the blur steps to its neighbours (their mean), so a schedule that is
+    dense in one part and sparse in another (uniform in metres, say) is smoothed only where it is dense: (N,)
+    sigmas in frames, or 0 when the steps are unknown."""
+    if not steps:
+        return 0.0
+    local = [statistics.fmean(steps[max(0, j - 1) : j + 1]) for j in range(n)]  # intervals j-1 and j
+    return np.array([frame_smoothing(x) for x in local])
 
 
 def _estimated_smoothing(maps: list[np.ndarray]) -> float:
@@ -216,10 +232,11 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     if smooth is not None and not (math.isfinite(smooth) and smooth >= 0):
         raise ValueError(f"smooth must be a finite number >= 0, got {smooth}")
     n, (h, w), distances = len(stack), stack.size, stack.distances()
-    step = blur_step_px(distances, stack.camera)
+    steps = blur_steps_px(distances, stack.camera)
+    step = statistics.median(steps) if steps else None
     small, large = PeakTracker(), PeakTracker()
     # smoothing across frames: from the optics when known, else estimated from the first frames
-    smoother = FrameSmoother(n, (frame_smoothing(step) if step else None) if depth else 0.0, _estimated_smoothing)
+    smoother = FrameSmoother(n, (frame_sigmas(steps, n) if steps else None) if depth else 0.0, _estimated_smoothing)
     sharpest = None  # (H, W) best raw small-window measure so far, for the guide when the trackers see smoothed maps
     fuser = PyramidFuser(h, w) if aif else None
     scales = guide = at_large = None

@@ -22,7 +22,6 @@ Frames are consumed one at a time, so memory stays at a few HxW maps whatever th
 
 from __future__ import annotations
 
-import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -61,40 +60,48 @@ class FrameSmoother:
     In a dense schedule a focus curve spans many frames and each frame's measure is noisy: the per-pixel peak of
     the raw curve jumps by frames (2 frame spacings median error on the validation set's 41-frame stack).
     Averaging neighbouring frames' maps before the peak is found removes most of that. ``push`` takes frame i's
-    maps and yields the smoothed maps of the frames that are complete (frame ``i - r``); ``flush`` yields the rest.
-    The kernel is truncated at ``2 sigma`` and renormalised at the ends of the stack, so memory holds at most
-    ``2r + 1`` frames' maps whatever the stack length. ``sigma`` 0 passes the maps through untouched; ``sigma``
-    None holds the first ``PROBE_FRAMES`` frames (or all, if fewer) and asks ``estimate`` for it from their first
-    maps (``curve_sigma``), for stacks whose optics are unknown.
+    maps and yields the smoothed maps of the frames that are complete; ``flush`` yields the rest. Frame j's kernel
+    is a Gaussian of ``sigma[j]`` frames (a schedule can be dense in one part and sparse in another), truncated at
+    ``2 sigma[j]`` and at ``MAX_RADIUS`` frames and renormalised at the ends of the stack, so memory holds at most
+    ``2 MAX_RADIUS + 1`` frames' maps whatever the stack length. ``sigma`` 0 passes the maps through untouched;
+    ``sigma`` None holds the first ``PROBE_FRAMES`` frames (or all, if fewer) and asks ``estimate`` for it (one
+    value for every frame) from their first maps (``curve_width``), for stacks whose optics are unknown.
 
     Shape:
         each item of ``push``: a tuple of maps (any shapes, None allowed); yields tuples of the same structure.
     """
 
     PROBE_FRAMES = 9
+    MAX_RADIUS = 4
 
-    def __init__(self, n: int, sigma: float | None, estimate: Callable[[list[np.ndarray]], float] | None = None):
+    def __init__(self, n: int, sigma: float | Sequence[float] | None,
+                 estimate: Callable[[list[np.ndarray]], float] | None = None):
         self.n, self._estimate = n, estimate
         self._buffer: deque[tuple] = deque()  # the maps of frames first .. count - 1
         self._first = self.count = self.emitted = 0
-        self.sigma = self.radius = None
+        self.sigmas = self.radius = None
         if sigma is not None:
             self._set(sigma)
 
-    def _set(self, sigma: float) -> None:
-        self.sigma = sigma
-        self.radius = min(math.ceil(2.0 * sigma), self.n - 1) if sigma > 0 else 0
-        u = np.arange(-self.radius, self.radius + 1, dtype=np.float64)
-        self.kernel = np.exp(-0.5 * (u / sigma) ** 2) if self.radius else np.ones(1)
+    def _set(self, sigma: float | Sequence[float]) -> None:
+        sigmas = np.broadcast_to(np.asarray(sigma, np.float64), (self.n,)).copy()
+        self.sigmas = np.where(sigmas > 0, sigmas, 0.0)
+        self._radii = np.minimum(np.ceil(2.0 * self.sigmas), min(self.MAX_RADIUS, self.n - 1)).astype(int)
+        self.radius = int(self._radii.max()) if self.n else 0
+
+    @property
+    def sigma(self) -> float:
+        """The median of the frames' sigmas (what the sidecar records); 0 before it is known."""
+        return float(np.median(self.sigmas)) if self.sigmas is not None else 0.0
 
     def push(self, maps: tuple) -> Iterator[tuple]:
         self._buffer.append(maps)
         self.count += 1
-        if self.sigma is None:
+        if self.sigmas is None:
             if self.count < min(self.n, self.PROBE_FRAMES):
                 return
             self._set(self._estimate([m[0] for m in self._buffer]) if self._estimate else 0.0)
-        while self.emitted + self.radius < self.count:
+        while self.emitted < self.count and self.emitted + self._radii[self.emitted] < self.count:
             yield self._emit()
 
     def flush(self) -> Iterator[tuple]:
@@ -102,18 +109,22 @@ class FrameSmoother:
             yield self._emit()
 
     def _emit(self) -> tuple:
-        j, r = self.emitted, self.radius
+        j = self.emitted
+        r = int(self._radii[j])
         self.emitted += 1
-        if r == 0:
+        if self.radius == 0:
             self._first += 1
             return self._buffer.popleft()
-        lo, hi = max(0, j - r), min(self.count - 1, j + r)
-        w = self.kernel[lo - j + r : hi - j + r + 1]
-        w = (w / w.sum()).astype(np.float32)
-        frames = [self._buffer[i - self._first] for i in range(lo, hi + 1)]
-        out = tuple(None if frames[0][k] is None else sum(wi * f[k] for wi, f in zip(w, frames, strict=True))
-                    for k in range(len(frames[0])))
-        while self._first < self.emitted - r:  # frame ``first`` is no longer in any window still to come
+        if r == 0:
+            out = self._buffer[j - self._first]
+        else:
+            lo, hi = max(0, j - r), min(self.count - 1, j + r)
+            w = np.exp(-0.5 * ((np.arange(lo, hi + 1) - j) / self.sigmas[j]) ** 2)
+            w = (w / w.sum()).astype(np.float32)
+            frames = [self._buffer[i - self._first] for i in range(lo, hi + 1)]
+            out = tuple(None if frames[0][k] is None else sum(wi * f[k] for wi, f in zip(w, frames, strict=True))
+                        for k in range(len(frames[0])))
+        while self._first < self.emitted - self.radius:  # no frame still to come reaches back this far
             self._buffer.popleft()
             self._first += 1
         return out
