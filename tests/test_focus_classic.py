@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from focalcli.focus.classic import BLUR_STEP_CAP, all_in_focus, blur_step_px, classic_scales, depth_from_focus
-from focalcli.focus.depth import PeakTracker, fill_weak, guided_filter, push_pull
+from focalcli.focus.depth import PeakTracker, end_plane_shares, fill_weak, guided_filter, push_pull
 from focalcli.focus.measures import MEASURES, estimate_noise, focus_measure, gaussian_blur, presmooth_sigma, to_gray
 from focalcli.io.stack import Camera, scan_stack
 from tests import synthetic
@@ -491,3 +491,36 @@ def test_the_all_in_focus_fusion_does_not_change_the_depth(n):
     with_aif = depth_from_focus(stack, aif=True)
     assert with_aif.aif is not None
     assert np.array_equal(with_aif.depth, depth_from_focus(stack).depth)
+
+
+def _half_beyond_far_plane(n: int = 8):
+    """Left half inside the focus range, right half beyond its far plane (1 / 0.3 m against 1 / 0.4 m)."""
+    focus_d = np.linspace(2.0, 0.4, n)  # diopters, near to far
+    h, w = 96, 128
+    depth = np.full((h, w), 1 / 1.2, np.float32)
+    depth[:, w // 2 :] = 1 / 0.3
+    frames = synthetic.render(synthetic.texture(h, w, seed=5), depth, 1 / focus_d, gain=2.0)
+    return frames, focus_d
+
+
+def test_end_plane_shares_tell_a_scene_beyond_the_focus_range():
+    frames, focus_d = _half_beyond_far_plane()
+    beyond = depth_from_focus(synthetic.as_focal_stack(frames, 1 / focus_d)).info["at_end_planes"]
+    assert beyond["far"] > 0.3 and beyond["near"] < 0.05, beyond
+    plane, _, focus = synthetic.slanted_plane()  # inside the focus range
+    inside = depth_from_focus(synthetic.as_focal_stack(plane, focus)).info["at_end_planes"]
+    assert inside["far"] < 0.1 and inside["near"] < 0.1, inside
+    no_distances = depth_from_focus(synthetic.as_focal_stack(frames, None)).info["at_end_planes"]
+    assert no_distances["far"] > 0.3  # frame-index units: the last frame
+    two = depth_from_focus(synthetic.as_focal_stack(frames[[0, -1]], 1 / focus_d[[0, -1]])).info
+    assert two["at_end_planes"] is None  # two frames: every peak is on a plane
+
+
+def test_end_plane_shares_count_confident_pixels_only():
+    peak = np.zeros((64, 64), np.float32)
+    peak[:, 32:] = 3.0  # on the last plane of positions 0..3
+    confidence = np.ones_like(peak)
+    assert end_plane_shares(peak, np.arange(4.0), confidence) == (0.5, 0.5)
+    confidence[:, 32:] = 0.1  # the far half is filled, not measured
+    assert end_plane_shares(peak, np.arange(4.0), confidence) == (1.0, 0.0)
+    assert end_plane_shares(peak, np.arange(4.0), np.zeros_like(peak)) is None

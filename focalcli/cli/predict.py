@@ -135,6 +135,8 @@ def predict(
         if s["units"] != "m":
             con.info(f"[yellow]note:[/yellow] {s['stack']}: {s['note']}; add focus_distances_m to stack.json "
                      "for metres")
+        for note in lib.range_notes(s):
+            con.info(f"[yellow]note:[/yellow] {s['stack']}: {note}")
         con.debug("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in s["seconds"].items()))
         con.info(f"wrote {', '.join(s['outputs'].values())}")
     if as_json:

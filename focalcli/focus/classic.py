@@ -22,6 +22,7 @@ from focalcli.focus.depth import (
     PeakTracker,
     confidence_from_snr,
     curve_width,
+    end_plane_shares,
     fill_weak,
     noise_floor,
     peak_to_depth,
@@ -342,6 +343,8 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     if invalid is not False:
         confidence[invalid] = 0.0  # no evidence: filled from the surroundings, then marked invalid
         info["uncovered_pixels"] = int(invalid.sum())
+    shares = end_plane_shares(peak, positions, confidence)  # the scene beyond the focus range
+    info["at_end_planes"] = None if shares is None else {"near": round(shares[0], 3), "far": round(shares[1], 3)}
     if scales.fill > 0:
         peak = fill_weak(peak, confidence, guide, scales.fill)
     d, units = peak_to_depth(peak, distances)

@@ -33,8 +33,8 @@ import numpy as np
 from focalcli.focus.measures import gaussian_blur, quantile
 from focalcli.io.depth import DepthResult  # its home (io: every method returns one); re-exported here
 
-__all__ = ["DepthResult", "FrameSmoother", "PeakTracker", "confidence_from_snr", "curve_width", "fill_weak",
-           "guided_filter", "noise_floor", "peak_to_depth", "positions_from_distances", "push_pull"]
+__all__ = ["DepthResult", "FrameSmoother", "PeakTracker", "confidence_from_snr", "curve_width", "end_plane_shares",
+           "fill_weak", "guided_filter", "noise_floor", "peak_to_depth", "positions_from_distances", "push_pull"]
 
 _EPS = 1e-12
 _ROWS = 256  # row block for the per-pixel refinement
@@ -44,6 +44,7 @@ _GUIDED_EPS = 1e-3  # guided-filter regulariser (gray levels^2): below it, guide
 _GUIDED_FLOOR = 0.05  # weight of the weakest pixel in the guided filter, so every window has some support
 _FILL_DENSITY = 0.1  # below this local confidence density the push-pull fill takes over
 _SAMPLES = 65536  # pixels sampled (evenly) for the curve-shape statistics of ``PeakTracker.drop`` and ``tail``
+END_SURE = 0.5  # confidence from which a pixel counts in ``end_plane_shares``
 PEAK_STRETCH = 0.8  # exponent of the inner peak's fractional offset from its best frame (``_stretch``)
 
 
@@ -358,6 +359,33 @@ def _vertex(x0, y0, x1, y1, x2, y2) -> np.ndarray:
     slope_left = (y1 - y0) / np.where(x1 != x0, x1 - x0, 1.0)
     ok = (den != 0) & ((slope_right - slope_left) * np.sign(x2 - x0) < 0)  # second difference < 0: a maximum
     return np.where(ok, x1 - 0.5 * num / np.where(ok, den, 1.0), x1)
+
+
+def end_plane_shares(peak: np.ndarray, positions: np.ndarray, confidence: np.ndarray) -> tuple[float, float] | None:
+    """The shares of the confident pixels (confidence >= ``END_SURE``) whose peak sits on the nearest and on the
+    farthest focus plane: ``(near, far)``; None with fewer than 3 frames or 100 such pixels (sampled).
+
+    A pixel beyond an end plane is sharpest in the end frame, its focus curve still rising there, and its peak stays
+    on that plane (``PeakTracker.peak``), so a large share says the scene extends beyond the focus range and its
+    depth there is only a bound. On the validation set (10 frames from the 5th to the 50th depth percentile, about
+    half the scene beyond the far plane) the far share is 0.28-0.87 in 7 of 9 scenes (0.02 in one, too few
+    confident pixels in another); in the other 63 stacks (0-5 % of the scene beyond either plane) both shares are at
+    most 0.21, but for one far share of 0.41.
+
+    Shape:
+        ``peak`` and ``confidence``: ``(H, W)``; ``positions``: ``(N,)`` on the peak's axis (diopters or indices).
+    """
+    n = len(positions)
+    if n < 3:  # two frames: every peak is on one of the planes
+        return None
+    step = max(1, peak.size // _SAMPLES)
+    sure = confidence.ravel()[::step] >= END_SURE
+    if sure.sum() < 100:
+        return None
+    p = peak.ravel()[::step][sure]
+    tol = 1e-3 * abs(float(positions[-1]) - float(positions[0]))
+    near, far = (float(np.mean(np.abs(p - positions[e]) <= tol)) for e in (0, n - 1))
+    return near, far
 
 
 def noise_floor(low: np.ndarray, best: np.ndarray) -> float:

@@ -27,8 +27,18 @@ from focalcli.predict.outputs import (
     PredictOutputs,
     model_file_record,
 )
-from focalcli.predict.run import ALIGN_MODES, METHODS, align_for_prediction, fuse_to_file, predict, predict_to_files
+from focalcli.predict.run import (
+    ALIGN_MODES,
+    METHODS,
+    RANGE_NOTE_SHARE,
+    align_for_prediction,
+    fuse_to_file,
+    predict,
+    predict_to_files,
+    range_notes,
+)
 
 __all__ = ["AIF_SUFFIXES", "ALIGN_MODES", "CONFIDENCE_SUFFIXES", "INVALID_NOTE", "METHODS", "PLY_SUFFIXES",
            "UNIT_NOTES", "BatchPlan", "BatchPlans", "PredictOutputs", "align_for_prediction", "fuse_to_file",
-           "is_batch_input", "model_file_record", "plan_batch", "predict", "predict_batch", "predict_to_files"]
+           "is_batch_input", "model_file_record", "plan_batch", "predict", "predict_batch", "predict_to_files",
+           "RANGE_NOTE_SHARE", "range_notes"]

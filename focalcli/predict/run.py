@@ -42,6 +42,7 @@ from focalcli.predict.outputs import (
 )
 
 ALIGN_MODES = ("auto", "on", "off")
+RANGE_NOTE_SHARE = 0.25  # ``range_notes``: share of the confident pixels on an end plane that earns a note
 Progress = Callable[[int, int], None]
 Stage = Callable[[str], None]  # told the name of each stage as it starts ("checking alignment", "depth", ...)
 
@@ -265,6 +266,29 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
     stage_timer("done")
     seconds["total"] = round(time.perf_counter() - t0, 4)
     return {**meta, "outputs": {k: str(v) for k, v in items}, "seconds": seconds}
+
+
+def range_notes(summary: dict) -> list[str]:
+    """What to tell a user whose scene seems to extend beyond the stack's focus range: a note per end plane on which
+    more than ``RANGE_NOTE_SHARE`` of the confident pixels sit (the sidecar's ``resolved.at_end_planes``, from
+    ``focalcli.focus.depth.end_plane_shares``; the classic method only). Depth there is only a bound: the end
+    plane's, or half an end interval inside it.
+
+    Args:
+        summary: what ``predict_to_files`` returned (or the sidecar's content).
+    """
+    shares = summary.get("resolved", {}).get("at_end_planes")
+    if not shares:
+        return []
+    distances, n = summary.get("focus_distances_m"), len(summary["frames"])
+    notes = []
+    for end, word, side, index in (("near", "nearest", "nearer", 0), ("far", "farthest", "farther", n - 1)):
+        if shares[end] > RANGE_NOTE_SHARE:
+            plane = f"{distances[index]:g} m" if distances else f"frame {index + 1}"
+            notes.append(f"{shares[end]:.0%} of the confident pixels are sharpest in the {word} frame ({plane}): the "
+                         f"scene probably extends {side} than the focus range, and its depth there is only a bound "
+                         f"(frames focused {side} would measure it)")
+    return notes
 
 
 def fuse_to_file(stack: StackFolder | str | os.PathLike, out: str | os.PathLike, *, measure: str = "laplacian",

@@ -92,3 +92,24 @@ def test_version_and_help():
     r = run("--version")
     assert r.exit_code == 0 and r.stdout.startswith("focal ")
     assert run("--help").exit_code == 0
+
+
+def test_predict_notes_a_scene_beyond_the_focus_range(tmp_path):
+    from tests import synthetic
+    from tests.conftest import write_frames
+
+    focus_d = np.linspace(2.0, 0.4, 8)
+    depth = np.full((96, 128), 1 / 1.2, np.float32)
+    depth[:, 64:] = 1 / 0.3  # the right half lies beyond the far plane (2.5 m)
+    frames = synthetic.render(synthetic.texture(96, 128, seed=5), depth, 1 / focus_d, gain=2.0)
+    folder = write_frames(tmp_path / "beyond", frames, focus=1 / focus_d)
+    r = run("predict", folder, "-o", tmp_path / "d.npy", "--json")
+    assert r.exit_code == 0, r.stderr
+    err = " ".join(r.stderr.split())
+    assert "sharpest in the farthest frame (2.5 m)" in err and "extends farther than the focus range" in err
+    assert "nearest frame" not in err
+    assert json.loads(r.stdout)["resolved"]["at_end_planes"]["far"] > 0.25
+    plane, _, focus = synthetic.slanted_plane()
+    inside = write_frames(tmp_path / "inside", plane, focus=focus)
+    r = run("predict", inside, "-o", tmp_path / "e.npy")
+    assert r.exit_code == 0 and "focus range" not in r.stderr
