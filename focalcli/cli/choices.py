@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 
 __all__ = ["AlignMode", "ColorMap", "DepthFormat", "Loss", "LogBackend", "Measure", "Method", "MotionModel",
-           "Precision"]
+           "Precision", "Uncovered"]
 
 
 class Method(str, Enum):
@@ -33,6 +33,13 @@ class AlignMode(str, Enum):
     auto = "auto"
     on = "on"
     off = "off"
+
+
+class Uncovered(str, Enum):
+    """``focalcli.predict.UNCOVERED_MODES``."""
+
+    fill = "fill"
+    invalid = "invalid"
 
 
 class Precision(str, Enum):

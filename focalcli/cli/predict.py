@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from focalcli.cli import console as con
-from focalcli.cli.choices import AlignMode, ColorMap, DepthFormat, Measure, Method, Precision
+from focalcli.cli.choices import AlignMode, ColorMap, DepthFormat, Measure, Method, Precision, Uncovered
 from focalcli.cli.options import OptionalValueCommand, align_option, device_option, json_option, overwrite_option
 
 
@@ -60,6 +60,9 @@ def predict(
     align: AlignMode = align_option(),
     align_threshold: float = typer.Option(0.5, "--align-threshold", min=0.0, help="--align auto aligns when the "
                                           "frames move by more than this many pixels (full resolution)."),
+    uncovered: Uncovered = typer.Option(Uncovered.fill, "--uncovered", help="Once aligned, pixels that not every "
+                                        "frame covers (a border ring): fill (depth from the covered pixels around "
+                                        "them, confidence 0) or invalid (0 in .png, NaN in .npy/.tiff)."),
     depth_format: list[DepthFormat] = typer.Option([DepthFormat.png], "--format", help="Batch only: depth file "
                                                    "format, repeatable."),
     overwrite: bool = overwrite_option(),
@@ -81,6 +84,8 @@ def predict(
     else:
         options = {"weights": weights, "device": device, "precision": precision.value, "max_size": max_size}
     options.update(align=align, align_threshold_px=align_threshold)
+    if uncovered is not Uncovered.fill:  # recorded when not the default: earlier batch outputs still match
+        options["uncovered"] = uncovered.value
     if lib.is_batch_input(stack):
         if len(out) != 1:
             raise typer.BadParameter("a batch writes into one output folder; give -o once (and --format for "

@@ -341,15 +341,13 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
     small = at_large = None
     invalid = covered is not None and covered < 1.0  # (H, W) bool: some frame holds no data there
     if invalid is not False:
-        confidence[invalid] = 0.0  # no evidence: filled from the surroundings, then marked invalid
+        confidence[invalid] = 0.0  # no evidence of their own: filled from the surroundings
         info["uncovered_pixels"] = int(invalid.sum())
     shares = end_plane_shares(peak, positions, confidence)  # the scene beyond the focus range
     info["at_end_planes"] = None if shares is None else {"near": round(shares[0], 3), "far": round(shares[1], 3)}
     if scales.fill > 0:
         peak = fill_weak(peak, confidence, guide, scales.fill)
     d, units = peak_to_depth(peak, distances)
-    if invalid is not False:
-        d[invalid] = np.nan
     return DepthResult(depth=d, confidence=confidence, units=units, aif=fused, info=info)
 
 

@@ -31,7 +31,9 @@ from focalcli.predict.run import (
     ALIGN_MODES,
     METHODS,
     RANGE_NOTE_SHARE,
+    UNCOVERED_MODES,
     align_for_prediction,
+    fill_uncovered,
     fuse_to_file,
     predict,
     predict_to_files,
@@ -41,4 +43,4 @@ from focalcli.predict.run import (
 __all__ = ["AIF_SUFFIXES", "ALIGN_MODES", "CONFIDENCE_SUFFIXES", "INVALID_NOTE", "METHODS", "PLY_SUFFIXES",
            "UNIT_NOTES", "BatchPlan", "BatchPlans", "PredictOutputs", "align_for_prediction", "fuse_to_file",
            "is_batch_input", "model_file_record", "plan_batch", "predict", "predict_batch", "predict_to_files",
-           "RANGE_NOTE_SHARE", "range_notes"]
+           "RANGE_NOTE_SHARE", "UNCOVERED_MODES", "fill_uncovered", "range_notes"]

@@ -42,6 +42,7 @@ from focalcli.predict.outputs import (
 )
 
 ALIGN_MODES = ("auto", "on", "off")
+UNCOVERED_MODES = ("fill", "invalid")  # ``predict(uncovered=)``: pixels that not every aligned frame covers
 RANGE_NOTE_SHARE = 0.25  # ``range_notes``: share of the confident pixels on an end plane that earns a note
 Progress = Callable[[int, int], None]
 Stage = Callable[[str], None]  # told the name of each stage as it starts ("checking alignment", "depth", ...)
@@ -130,9 +131,29 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
     return aligned, record
 
 
+def fill_uncovered(depth: np.ndarray, invalid: np.ndarray, units: str) -> np.ndarray:
+    """Depth at ``invalid`` pixels from the valid ones around them: a push-pull pyramid (``focus.depth.push_pull``)
+    on inverse depth for metres, on the frame index otherwise (the axes where depth from focus is linear).
+
+    Shape:
+        ``depth`` and ``invalid``: ``(H, W)``; returns a new ``(H, W)`` float32 map.
+    """
+    from focalcli.focus.depth import push_pull
+
+    known = ~invalid & np.isfinite(depth) & (depth > 0)
+    if known.all() or not known.any():
+        return depth.astype(np.float32)
+    axis = np.divide(1.0, depth, out=np.zeros(depth.shape, np.float32), where=known) if units == "m" else \
+        np.where(known, depth, 0).astype(np.float32)
+    filled = push_pull(axis, known.astype(np.float32))
+    if units == "m":
+        filled = 1.0 / np.maximum(filled, np.float32(1e-6))
+    return np.where(known, depth, filled).astype(np.float32)
+
+
 def predict(stack: FrameSource | str | os.PathLike, *, method: str = "classic", aif: bool = False,
-            align: str | bool = "auto", align_threshold_px: float | None = None, progress: Progress | None = None,
-            on_stage: Stage | None = None, **options) -> DepthResult:
+            align: str | bool = "auto", align_threshold_px: float | None = None, uncovered: str = "fill",
+            progress: Progress | None = None, on_stage: Stage | None = None, **options) -> DepthResult:
     """Depth of one stack.
 
     Args:
@@ -142,6 +163,11 @@ def predict(stack: FrameSource | str | os.PathLike, *, method: str = "classic", 
         align: ``"auto"`` (default), ``"on"`` or ``"off"``: see ``align_for_prediction``. Outputs keep the frame
             size; pixels that not every aligned frame covers get depth NaN and confidence 0.
         align_threshold_px: the ``"auto"`` threshold (full-resolution pixels of frame movement).
+        uncovered: once aligned, the pixels that not every frame covers (a border ring, 2-15 % of the real stacks
+            in ../shared/data): ``"fill"`` (default) gives them depth from the covered pixels around them
+            (the classic method's own fill, guided by the all-in-focus image; ``fill_uncovered`` for a model),
+            ``"invalid"`` gives them NaN (0 in a ``.png``). Their confidence is 0 either way. On the validation
+            stacks given 1-4 % of focus breathing, filled border pixels score AbsRel 0.07 against 0.055 inside.
         progress: called with ``(done, total)``.
         on_stage: told the name of each stage as it starts.
         **options: method options (classic: ``measure``, ``window``, ``smooth``; model: ``weights``, ``device``,
@@ -158,6 +184,8 @@ def predict(stack: FrameSource | str | os.PathLike, *, method: str = "classic", 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     _align_mode(align)
+    if uncovered not in UNCOVERED_MODES:
+        raise ValueError(f"unknown uncovered mode {uncovered!r}; use one of {', '.join(UNCOVERED_MODES)}")
     if isinstance(stack, str | os.PathLike):
         stack = scan_stack(stack)
     stack, record = align_for_prediction(stack, align, threshold_px=align_threshold_px, progress=progress,
@@ -167,11 +195,15 @@ def predict(stack: FrameSource | str | os.PathLike, *, method: str = "classic", 
     if on_stage is not None:
         on_stage("depth")
     result = METHODS[method](stack, aif=aif, progress=progress, **options)
-    if record["applied"]:  # every method: no depth where a frame holds no data
+    if record["applied"]:  # every method: no evidence of its own where a frame holds no data
         invalid = ~covered(stack)  # (H, W)
         record["uncovered_pixels"] = int(invalid.sum())
+        record["uncovered"] = "filled" if uncovered == "fill" else "invalid"
         if invalid.any():
-            result.depth = np.where(invalid, np.float32(np.nan), result.depth).astype(np.float32)
+            if uncovered == "invalid":
+                result.depth = np.where(invalid, np.float32(np.nan), result.depth).astype(np.float32)
+            elif method != "classic":  # classic filled them itself (confidence 0 there: see ``fill_weak``)
+                result.depth = fill_uncovered(result.depth, invalid, result.units)
             if result.confidence is not None:
                 result.confidence = np.where(invalid, np.float32(0), result.confidence).astype(np.float32)
     result.info = {"align": record, **({"resolved": result.info} if result.info else {})}
@@ -232,7 +264,7 @@ def predict_to_files(stack: str | os.PathLike | StackFolder, outputs: PredictOut
         "focus_distances_m": list(sf.focus_distances_m) if sf.focus_distances_m else None,
         "depth_png_scale": 1000.0,
         "note": UNIT_NOTES[result.units],
-        "invalid": INVALID_NOTE if result.info["align"]["applied"] else "0 = no estimate",
+        "invalid": INVALID_NOTE if result.info["align"].get("uncovered") == "invalid" else "0 = no estimate",
         "align": result.info["align"],
     }
     if model is not None:

@@ -54,10 +54,10 @@ def test_auto_leaves_an_aligned_stack_bit_identical(plane_stack, tmp_path):
                                                                         "reason": "not aligned: --align off"}
 
 
-def test_auto_aligns_a_breathing_stack_and_marks_uncovered_pixels_invalid(breathing_folder, tmp_path):
+def test_auto_aligns_a_breathing_stack_and_fills_uncovered_pixels(breathing_folder, tmp_path):
     folder, truth = breathing_folder
     errors = {}
-    for flags, name in (([], "auto"), (["--align", "off"], "off")):
+    for flags, name in (([], "auto"), (["--align", "off"], "off"), (["--uncovered", "invalid"], "invalid")):
         r = run("predict", folder, "-o", tmp_path / f"{name}.npy", "--confidence", tmp_path / f"{name}_c.npy",
                 "--json", *flags)
         assert r.exit_code == 0, r.stderr
@@ -68,11 +68,21 @@ def test_auto_aligns_a_breathing_stack_and_marks_uncovered_pixels_invalid(breath
     record = s["align"]
     assert record["applied"] and record["check"]["breathing_px"] > 1 and "breathing" in record["reason"]
     assert len(record["registration"]["frames"]) == 8 and record["registration"]["reference"] == 3
-    d, conf = np.load(tmp_path / "auto.npy"), np.load(tmp_path / "auto_c.npy")
+    assert record["uncovered"] == "filled" and s["invalid"] == "0 = no estimate" and "uncovered" not in s["options"]
+    d, conf = np.load(tmp_path / "invalid.npy"), np.load(tmp_path / "invalid_c.npy")
     invalid = d == 0
-    # the frames magnified most cover the least: a ring at the border has no data from them, and no depth
-    assert invalid.sum() == record["uncovered_pixels"] > 0 and invalid[0].any() and invalid[:, -1].any()
+    # the frames magnified most cover the least: a ring at the border has no data from them, and with
+    # --uncovered invalid no depth
+    s = json.loads((tmp_path / "invalid.json").read_text())
+    assert s["options"]["uncovered"] == "invalid" and s["align"]["uncovered"] == "invalid"
+    assert invalid.sum() == s["align"]["uncovered_pixels"] > 0 and invalid[0].any() and invalid[:, -1].any()
     assert not invalid[20:-20, 20:-20].any() and (conf[invalid] == 0).all()
+    # by default they get depth from the covered pixels around them (confidence 0: no evidence of their own)
+    filled, conf = np.load(tmp_path / "auto.npy"), np.load(tmp_path / "auto_c.npy")
+    assert np.isfinite(filled).all() and (filled > 0).all() and (conf[invalid] == 0).all()
+    assert np.array_equal(filled[~invalid], d[~invalid])
+    ring = np.mean(np.abs(filled[invalid] - truth[invalid]) / truth[invalid])
+    assert ring < 0.1, ring  # a slanted plane: the fill continues it
     assert (np.load(tmp_path / "off.npy") > 0).all()  # without alignment every pixel has (wrong) depth
     assert errors["auto"] < 0.7 * errors["off"], errors
 
