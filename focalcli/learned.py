@@ -87,7 +87,7 @@ def load_runner(weights: str | os.PathLike | None = None, *, device="cpu", preci
 
 
 def depth_from_model(stack, *, weights: str | os.PathLike | None = None, device="cpu", precision: str = "fp32",
-                     max_size: int = 512, backend: str = "auto", aif: bool = False, progress=None):
+                     max_size: int = 512, backend: str = "auto", aif: bool = False, progress=None, runner=None):
     """Depth of one stack by a trained model.
 
     Args:
@@ -99,6 +99,8 @@ def depth_from_model(stack, *, weights: str | os.PathLike | None = None, device=
         backend: ``auto`` (numpy for the FocusVolume model on a CPU in fp32, else torch), ``numpy`` or ``torch``.
         aif: also fuse the all-in-focus image (classical pyramid fusion at full resolution).
         progress: called with ``(frames done, total)``.
+        runner: a ``models.runner.ModelRunner`` already loaded (``load_runner``); the options above that load one
+            are then unused.
 
     Returns:
         ``DepthResult`` at the frames' size: metres with focus distances, else frame-index units (1 = nearest
@@ -108,7 +110,8 @@ def depth_from_model(stack, *, weights: str | os.PathLike | None = None, device=
         ModelFileError: no or a bad weights file.
         InputError: an unreadable stack.
     """
-    runner = load_runner(weights, device=device, precision=precision, max_size=max_size, backend=backend)
+    if runner is None:
+        runner = load_runner(weights, device=device, precision=precision, max_size=max_size, backend=backend)
     result = runner(stack, progress=progress)
     if aif:
         from focalcli.focus.classic import all_in_focus

@@ -65,6 +65,11 @@ def test_valset_layout_reproducible_and_readable_by_eval(tmp_path):
     drift = manifest["scenes"][1]["stacks"]["f2-n10-drift"]["exposure_gains"]
     assert len(drift) == 10 and all(0.77 < g < 1.29 for g in drift) and len(set(drift)) == 10
     assert "exposure_gains" not in manifest["scenes"][1]["stacks"]["f2-n10-uniform"]
+    moved = manifest["scenes"][1]["stacks"]["f2-n10-breathing"]["breathing"]
+    assert moved["scales"][4] == 1.0 and moved["shifts_px"][4] == [0.0, 0.0]  # the reference frame stays put
+    assert 0.01 <= abs(moved["scales"][-1] - moved["scales"][0]) <= 0.04 and len(moved["shifts_px"]) == 10
+    assert "breathing" not in manifest["scenes"][1]["stacks"]["f2-n10-uniform"]
+    assert manifest["breathing"]["sets"] == ["f2-n10-breathing"]
     jpeg = sorted(p.name for p in (out / "f2-n10-jpeg" / "s2" / "stack").iterdir())
     assert jpeg[0] == "frame_00.jpg" and len(jpeg) == 11 and manifest["jpeg"]["sets"] == ["f2-n10-jpeg"]
     again = build_valset(rgbd, tmp_path / "val2", holdout=2, seed=3)
@@ -79,6 +84,19 @@ def test_valset_layout_reproducible_and_readable_by_eval(tmp_path):
     rows = score_valset(out, ["textbook"])
     assert [r["set"] for r in rows] == [s.name for s in SETS] and all(r["count"] == 2 for r in rows)
     assert all(0 <= r["abs_rel"] < 10 and r["seconds"] > 0 for r in rows)
+
+
+def test_breathing_warps_magnify_about_the_centre_and_keep_the_reference():
+    from focalcli.bench.valset import SHAKE_PX, breathing_warps
+
+    focus = focus_schedule("uniform", 10, None)
+    matrices, scales, shifts = breathing_warps(np.random.default_rng(1), focus, 65, 49)
+    assert np.allclose(matrices[4], [[1, 0, 0], [0, 1, 0]])  # (N - 1) // 2: focal align's reference
+    steps = np.diff(scales)
+    assert np.allclose(steps, steps[0], rtol=1e-6) and 0.01 <= abs(scales[-1] - scales[0]) <= 0.04  # linear in D
+    for m, s, (dx, dy) in zip(matrices, scales, shifts, strict=True):
+        centre = m @ np.array([32.0, 24.0, 1.0])  # the image centre moves by the shift only
+        assert np.allclose(centre, [32.0 + dx, 24.0 + dy]) and abs(dx) <= SHAKE_PX and m[0, 0] == s
 
 
 def test_bench_commands(tmp_path):

@@ -70,11 +70,21 @@ def textbook_depth(frames: Iterable[np.ndarray], focus_distances_m: list[float])
     return (1.0 / np.maximum(peak, 1e-9)).astype(np.float32)
 
 
-def textbook_predictor():
-    """The textbook method as an ``evaluation.evaluate`` predictor: ``(frames (N, 3, H, W), focus (N,)) -> (H, W)``."""
+def textbook_predictor(align: str = "auto"):
+    """The textbook method as an ``evaluation.evaluate`` predictor: ``(frames (N, 3, H, W), focus (N,)) -> (H, W)``.
+
+    It sees the frames ``focal predict`` would give a method (``align``: ``auto`` aligns them when the quick check
+    finds them moving, as on ``f2-n10-breathing``), so a comparison is of the depth methods alone.
+    """
     import torch
 
+    from focalcli.io.stack import FocalStack
+    from focalcli.predict.run import align_for_prediction
+
     def run(frames: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
+        stack, record = align_for_prediction(FocalStack(frames=frames, focus_distances_m=focus), align)
+        if record["applied"]:
+            frames = stack.to_focal_stack().frames
         images = (f.permute(1, 2, 0).float().numpy() for f in frames)  # (H, W, 3) each
         return torch.from_numpy(textbook_depth(images, focus.tolist()))
 

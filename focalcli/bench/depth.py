@@ -3,7 +3,8 @@
 Scores every method of ``METHODS`` on every set of ``OUT`` (made by ``python -m focalcli.bench valset``) with
 ``focalcli.evaluation.evaluate.evaluate`` under the ``metric`` protocol (metres, every valid ground-truth pixel, no
 scale alignment) and prints one table: set, method, AbsRel, SqRel, RMSE, logRMSE, delta1..3, and seconds per stack
-(prediction only, frames already in memory).
+(prediction only, frames already in memory). Every method sees the frames ``focal predict`` would give it: aligned
+when the quick alignment check finds them moving (``f2-n10-breathing``), untouched otherwise.
 """
 
 from __future__ import annotations

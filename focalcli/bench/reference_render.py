@@ -208,7 +208,7 @@ def add_sensor_noise(linear: np.ndarray, shot: float, read: float, rng: np.rando
 
 def render_stack(srgb: np.ndarray, depth_m: np.ndarray, focus_m: list[float], optics: Optics, *, shot: float,
                  read: float, rng: np.random.Generator, options: RenderOptions = RenderOptions(),
-                 gains: list[float] | None = None) -> np.ndarray:
+                 gains: list[float] | None = None, warps: list[np.ndarray | None] | None = None) -> np.ndarray:
     """Render a noisy 8-bit focal stack from an all-in-focus sRGB image and its depth.
 
     Args:
@@ -221,6 +221,9 @@ def render_stack(srgb: np.ndarray, depth_m: np.ndarray, focus_m: list[float], op
         options: layering and PSF options.
         gains: exposure of each frame in linear light (1 = as the source; a camera's exposure drift), before the
             noise; None = all 1.
+        warps: a 2x3 affine matrix per frame (or None for none), mapping the source's pixel grid to the frame's:
+            focus breathing (a magnification about the centre) and camera shake, applied to the optical image
+            (bicubic, reflected borders) before the exposure and the noise; None = no frame moves.
 
     Shape:
         srgb: ``(H, W, 3)``; depth_m: ``(H, W)``; returns ``(N, H, W, 3)`` uint8 sRGB.
@@ -230,6 +233,10 @@ def render_stack(srgb: np.ndarray, depth_m: np.ndarray, focus_m: list[float], op
     frames = []
     for k, s in enumerate(focus_m):
         x = render_frame(linear, filled, float(s), optics, options)
+        if warps is not None and warps[k] is not None:
+            h, w = x.shape[:2]
+            x = np.clip(cv2.warpAffine(x, np.asarray(warps[k], np.float64), (w, h), flags=cv2.INTER_CUBIC,
+                                       borderMode=cv2.BORDER_REFLECT), 0.0, 1.0)
         if gains is not None:
             x = np.clip(x * np.float32(gains[k]), 0.0, 1.0)
         x = add_sensor_noise(x, shot, read, rng)

@@ -3,7 +3,7 @@
 The held-out RGB-D scenes of DIR (``io.rgbd.split_scenes``, the split training uses) are rendered by the reference
 renderer (``bench.reference_render``: numpy + OpenCV, independent of the training renderer) with a full-frame 50 mm
 lens (36 mm sensor, pixel pitch = 36 mm / image width), each scene first resized so its long side is at most 640 px
-(area for colour, nearest for depth), in eight sets:
+(area for colour, nearest for depth), in nine sets:
 
 ============================  ======  ======  =========================================================
 set                           frames  f-stop  focus distances (uniform in diopters)
@@ -20,13 +20,20 @@ set                           frames  f-stop  focus distances (uniform in diopte
                                               changes with focus)
 ``f2-n10-jpeg``               10      F/2     0.6 m .. 10 m, frames saved as JPEG of quality ``JPEG_QUALITY``
                                               (as most cameras and phones store them)
+``f2-n10-breathing``          10      F/2     0.6 m .. 10 m, each frame magnified about the centre (focus
+                                              breathing: ``BREATHING_RANGE`` from the first to the last frame,
+                                              linear in diopters, either sign) and shifted by up to ``SHAKE_PX``
+                                              (a rail or a hand); the middle frame, the reference of ``focal
+                                              align``, is untouched, so the depth is in its geometry
 ============================  ======  ======  =========================================================
 
 Each stack gets Poisson-Gaussian sensor noise drawn from (seed, scene, set): shot log-uniform in [1e-4, 2e-3], read
 log-uniform in [5e-4, 4e-3] (linear light, [0, 1] full scale). The layout is the one ``focal synth`` writes and
 ``stacks:DIR`` reads: ``OUT/SET/SCENE/stack/`` (8-bit PNG frames, JPEG in ``f2-n10-jpeg``, and ``stack.json``),
 ``OUT/SET/SCENE/depth.npy`` (float32 metres, 0 = invalid), ``OUT/SET/SCENE/aif.png`` (the sharp source), and
-``OUT/manifest.json`` (every parameter, the seed, the renderer, the scenes). ``focal eval --data
+``OUT/manifest.json`` (every parameter, the seed, the renderer, the scenes). Every real stack in ``../shared/data``
+moves between frames (1-7 % of breathing, shifts up to 10 px), so only ``f2-n10-breathing`` exercises what they go
+through in ``focal predict``: the alignment check, registration and the filled border ring. ``focal eval --data
 stacks:OUT/f2-n10-uniform --method classic`` scores one set; ``python -m focalcli.bench depth --valset OUT`` scores
 them all.
 """
@@ -43,7 +50,7 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["SETS", "ValSet", "build_valset", "focus_schedule", "stack_noise"]
+__all__ = ["SETS", "ValSet", "breathing_warps", "build_valset", "focus_schedule", "stack_noise"]
 
 MAX_SIDE = 640  # scenes are resized so the long side is at most this (px)
 FOCAL_LENGTH_MM = 50.0
@@ -53,6 +60,8 @@ DEPTH_PERCENTILES = (5.0, 95.0)  # scene-dependent schedule
 SUBJECT_PERCENTILES = (5.0, 50.0)  # the nearer half of the scene: the rest is beyond the far focus plane
 EXPOSURE_DRIFT = 0.25  # f2-n10-drift: each frame's gain is exp(U(-x, x)) in linear light (0.25: about 1/3 EV)
 JPEG_QUALITY = 90  # f2-n10-jpeg: a camera's "fine" JPEG
+BREATHING_RANGE = (0.01, 0.04)  # f2-n10-breathing: magnification change over the stack, uniform, random sign
+SHAKE_PX = 1.5  # f2-n10-breathing: each frame but the middle one shifted by U(-x, x) px in x and y
 SHOT_RANGE = (1e-4, 2e-3)  # shot-noise gain, log-uniform
 READ_RANGE = (5e-4, 4e-3)  # read-noise standard deviation, log-uniform
 
@@ -67,6 +76,7 @@ class ValSet:
     schedule: str  # "uniform" (0.6 .. 10 m), "depth" (5th .. 95th percentile) or "subject" (5th .. 50th)
     drift: bool = False  # each frame's exposure drawn around 1 (``EXPOSURE_DRIFT``)
     jpeg: bool = False  # frames saved as JPEG (``JPEG_QUALITY``) instead of PNG
+    breathing: bool = False  # frames magnified and shifted (``breathing_warps``): they need alignment
 
 
 SETS = (
@@ -78,6 +88,7 @@ SETS = (
     ValSet("f2-n10-subject", 10, 2.0, "subject"),  # half the scene beyond the far focus plane
     ValSet("f2-n10-drift", 10, 2.0, "uniform", drift=True),  # exposure drift between frames
     ValSet("f2-n10-jpeg", 10, 2.0, "uniform", jpeg=True),  # compressed frames
+    ValSet("f2-n10-breathing", 10, 2.0, "uniform", breathing=True),  # focus breathing and shake
 )
 
 
@@ -104,6 +115,34 @@ def focus_schedule(kind: str, frames: int, depth_m) -> list[float]:
         raise ValueError(f"unknown schedule {kind!r}")
     dioptres = np.linspace(1.0 / near, 1.0 / far, frames) if frames > 1 else np.array([2.0 / (near + far)])
     return [float(1.0 / d) for d in dioptres]
+
+
+def breathing_warps(rng, focus_m: list[float], width: int, height: int) -> tuple[list, list[float], list[list[float]]]:
+    """Focus breathing and shake of one stack: frame k is magnified about the image centre by ``1 + b (u_k -
+    u_ref)``, u the frame's place in the schedule (0 at the first frame, 1 at the last, linear in diopters), ``|b|``
+    uniform in ``BREATHING_RANGE`` with a random sign, and shifted by ``U(-SHAKE_PX, SHAKE_PX)`` px in x and y; the
+    reference frame ``(N - 1) // 2`` (the middle one, ``focal align``'s) does not move.
+
+    Returns:
+        ``(matrices, scales, shifts)``: a 2x3 matrix per frame (source grid -> frame, for ``cv2.warpAffine``), the
+        magnifications and the ``[dx, dy]`` shifts in px.
+    """
+    import numpy as np
+
+    n = len(focus_m)
+    dioptres = 1.0 / np.asarray(focus_m, np.float64)
+    u = (dioptres[0] - dioptres) / (dioptres[0] - dioptres[-1]) if n > 1 else np.zeros(1)
+    ref = (n - 1) // 2
+    b = rng.uniform(*BREATHING_RANGE) * (1.0 if rng.random() < 0.5 else -1.0)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    matrices, scales, shifts = [], [], []
+    for k in range(n):
+        s = 1.0 + b * (u[k] - u[ref])
+        dx, dy = (0.0, 0.0) if k == ref else (float(v) for v in rng.uniform(-SHAKE_PX, SHAKE_PX, 2))
+        matrices.append(np.array([[s, 0.0, (1.0 - s) * cx + dx], [0.0, s, (1.0 - s) * cy + dy]]))
+        scales.append(float(s))
+        shifts.append([dx, dy])
+    return matrices, scales, shifts
 
 
 def _rng(seed: int, scene: str, valset: str):
@@ -202,8 +241,9 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
                 optics = ref.Optics(FOCAL_LENGTH_MM, vs.f_number, pitch)
                 gains = ([math.exp(rng.uniform(-EXPOSURE_DRIFT, EXPOSURE_DRIFT)) for _ in focus] if vs.drift
                          else None)
+                warps = breathing_warps(rng, focus, w, h) if vs.breathing else None
                 frames = ref.render_stack(rgb, depth, focus, optics, shot=shot, read=read, rng=rng, options=options,
-                                          gains=gains)
+                                          gains=gains, warps=None if warps is None else warps[0])
                 folder = tmp / vs.name / scene.name
                 (folder / "stack").mkdir(parents=True)
                 suffix, quality = (".jpg", JPEG_QUALITY) if vs.jpeg else (".png", None)
@@ -220,6 +260,9 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
                                             "shot_noise": shot, "read_noise": read}
                 if gains is not None:
                     entry["stacks"][vs.name]["exposure_gains"] = [round(g, 6) for g in gains]
+                if warps is not None:
+                    entry["stacks"][vs.name]["breathing"] = {"scales": [round(s, 6) for s in warps[1]],
+                                                             "shifts_px": [[round(v, 3) for v in d] for d in warps[2]]}
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -245,6 +288,11 @@ def build_valset(rgbd: str | os.PathLike, out: str | os.PathLike, *, holdout: in
             "exposure_drift": {"sets": [s.name for s in SETS if s.drift], "gain": f"exp(U(-{EXPOSURE_DRIFT:g}, "
                                f"{EXPOSURE_DRIFT:g})) per frame, linear light, before the noise"},
             "jpeg": {"sets": [s.name for s in SETS if s.jpeg], "quality": JPEG_QUALITY, "writer": "OpenCV"},
+            "breathing": {"sets": [s.name for s in SETS if s.breathing], "reference_frame": "(N - 1) // 2",
+                          "magnification": f"1 + b (u - u_ref), |b| uniform in {list(BREATHING_RANGE)}, random sign, "
+                          "u the frame's place in the schedule (linear in diopters)",
+                          "shake_px": f"U(-{SHAKE_PX:g}, {SHAKE_PX:g}) in x and y", "resampling": "bicubic, "
+                          "reflected borders, on the optical image (before exposure and noise)"},
             "sets": [asdict(s) for s in SETS],
             "scenes": entries,
         }
@@ -260,7 +308,7 @@ def bench_valset(
     seed: int = typer.Option(0, "--seed", help="Noise seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
-    """Render the fixed validation set: held-out RGB-D scenes, 7 camera/schedule settings, realistic noise."""
+    """Render the fixed validation set: held-out RGB-D scenes, 9 camera/schedule settings, realistic noise."""
     from rich.console import Console
 
     from focalcli.errors import FocalError

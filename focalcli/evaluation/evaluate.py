@@ -128,34 +128,41 @@ def takes_camera(predictor: Predictor) -> bool:
         return False
 
 
-def classic_predictor(**options) -> Predictor:
-    """The classical focus-measure peak (``focalcli.focus.classic.depth_from_focus``) as a predictor; with the
-    stack's camera it uses the optics as ``focal predict`` does (the window follows the blur step)."""
-    from focalcli.focus.classic import depth_from_focus
+def classic_predictor(*, align: str = "auto", **options) -> Predictor:
+    """The classical focus-measure peak as a predictor, run as ``focal predict --method classic`` runs it
+    (``focalcli.predict.predict``): aligned first when ``align`` says so (``auto``: when the quick check finds the
+    frames moving; an aligned stack is left bit for bit as it is), and with the stack's camera the window follows
+    the blur step. ``options`` are ``depth_from_focus``'s (``measure``, ``window``, ``smooth``)."""
     from focalcli.io.stack import Camera, FocalStack
+    from focalcli.predict.run import predict
 
     def run(frames: torch.Tensor, focus: torch.Tensor, camera: Camera | None = None) -> torch.Tensor:
         stack = FocalStack(frames=frames, focus_distances_m=focus, camera=camera or Camera())
-        return torch.from_numpy(depth_from_focus(stack, **options).depth)
+        return torch.from_numpy(predict(stack, method="classic", align=align, **options).depth)
 
     return run
 
 
-def model_predictor(model, device="cpu", *, precision: str = "fp32", max_size: int = 512) -> Predictor:
-    """A trained model as a predictor, run exactly as ``focal predict`` runs it (``models.runner.ModelRunner``:
-    working resolution ``max_size``, inverse-depth resizing, precision, device).
+def model_predictor(model, device="cpu", *, precision: str = "fp32", max_size: int = 512,
+                    align: str = "auto") -> Predictor:
+    """A trained model as a predictor, run exactly as ``focal predict --method model`` runs it
+    (``focalcli.predict.predict`` with a ``models.runner.ModelRunner``: alignment as ``align`` says, working
+    resolution ``max_size``, inverse-depth resizing, precision, device).
 
     Args:
         model: a ``ModelRunner``, or a network (torch module or numpy twin) to wrap in one.
         device, precision, max_size: for a network given directly.
+        align: ``auto``, ``on`` or ``off`` (``off`` for frames on a GPU, as training's validation has them).
     """
     from focalcli.io.stack import FocalStack
     from focalcli.models.runner import ModelRunner
+    from focalcli.predict.run import predict
 
     runner = model if isinstance(model, ModelRunner) else ModelRunner(model, device=device, precision=precision,
                                                                       max_size=max_size)
 
     def run(frames: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(runner(FocalStack(frames=frames, focus_distances_m=focus)).depth)
+        stack = FocalStack(frames=frames, focus_distances_m=focus)
+        return torch.from_numpy(predict(stack, method="model", align=align, runner=runner).depth)
 
     return run

@@ -90,7 +90,7 @@ def _validate(model, val_sets, cfg: TrainConfig, device) -> dict:
     resolution ``cfg.max_size``, inverse-depth resizing: ``models.runner.ModelRunner``)."""
     was_training = model.training
     out = {}
-    predictor = model_predictor(model, device, max_size=cfg.max_size)
+    predictor = model_predictor(model, device, max_size=cfg.max_size, align="off")  # synthetic: aligned
     for name, source, protocol in val_sets:
         res = evaluate(source, predictor, protocol=protocol, limit=cfg.val_stacks or None)
         out[name] = {"protocol": protocol, **res.mean}
