@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from focalcli.align.register import FrameTransform
-from focalcli.align.warp import valid_box, warp_frame
+from focalcli.align.warp import valid_box, warp_frame, warp_map
 
 
 def _shift(dx: float, dy: float) -> np.ndarray:
@@ -46,3 +46,13 @@ def test_identity_keeps_the_frame():
     np.testing.assert_array_equal(warp_frame(image, FrameTransform("a", np.eye(3)), (0, 0, 30, 20)), image)
     np.testing.assert_allclose(warp_frame(image, FrameTransform("a", np.eye(3)), (5, 4, 10, 8)), image[4:12, 5:15],
                                atol=1e-6)
+
+
+def test_warp_map_moves_a_map_like_the_frame_and_leaves_zeros_outside():
+    rng = np.random.default_rng(0)
+    values = rng.random((40, 50)).astype(np.float32)
+    t = FrameTransform("b", _shift(-2, -3), gain=np.array([1.2, 1.2, 1.2], np.float32))  # no colour correction
+    out = warp_map(values, t, (0, 0, 50, 40))
+    assert np.array_equal(out[:37, :48], values[3:, 2:])  # an integer shift: a copy
+    assert (out[37:] == 0).all() and (out[:, 48:] == 0).all()  # beyond the frame: no measure, not its border
+    assert np.array_equal(warp_map(values, FrameTransform("a", np.eye(3)), (0, 0, 50, 40)), values)

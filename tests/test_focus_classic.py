@@ -524,3 +524,21 @@ def test_end_plane_shares_count_confident_pixels_only():
     confidence[:, 32:] = 0.1  # the far half is filled, not measured
     assert end_plane_shares(peak, np.arange(4.0), confidence) == (1.0, 0.0)
     assert end_plane_shares(peak, np.arange(4.0), np.zeros_like(peak)) is None
+
+
+@pytest.mark.parametrize("aif", [False, True])
+def test_an_aligned_stack_is_measured_on_its_frames_as_recorded(monkeypatch, aif):
+    from focalcli.align.stack import WarpedStack, register_lazily
+    from tests.synthetic_align import breathing_stack
+
+    frames, depth, focus = breathing_stack(step=0.006)
+    warped = register_lazily(synthetic.as_focal_stack(frames, focus))
+    read = []
+    monkeypatch.setattr(WarpedStack, "frame", lambda self, j, native=False: read.append(j))  # warped frames
+    result = depth_from_focus(warped, aif=aif)
+    # the focus measure of each frame as the camera recorded it, warped afterwards: resampling a frame would
+    # smooth its finest detail in every frame but the reference
+    assert read == []
+    inner = (slice(24, -24), slice(24, -24))
+    assert np.mean(np.abs(result.depth[inner] - depth[inner]) / depth[inner]) < 0.01
+    assert (result.aif is not None) == aif

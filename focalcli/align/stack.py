@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from focalcli.align.register import AlignConfig, FrameReader, Registration, register_stack
-from focalcli.align.warp import coverage_mask, valid_box, warp_frame
+from focalcli.align.warp import coverage_mask, valid_box, warp_frame, warp_map
 from focalcli.errors import InputError
 from focalcli.io.atomic import atomic_folder, atomic_path, check_output_folder
 from focalcli.io.images import ImageInfo, write_image
@@ -167,6 +167,32 @@ class WarpedStack:
         nothing)."""
         i = self.keep[j]
         return warp_frame(self.reader.read(i), self.registration.frames[i], self.box)
+
+    def unwarped(self, j: int) -> np.ndarray:
+        """The ``j``-th kept frame as read, before warping: HxWx3 float32 RGB in [0, 1], the input's size.
+
+        With ``warp`` and ``warp_map`` this lets a consumer measure on the frame as the camera recorded it and
+        resample only the result: the classic method's focus measure, which resampling the frame would weaken
+        (an interpolation smooths fine detail in every frame but the reference, which is not resampled).
+        """
+        return self.reader.read(self.keep[j])
+
+    def warp(self, j: int, image: np.ndarray) -> np.ndarray:
+        """``unwarped(j)`` warped as ``frame(j)`` warps it (geometry and colour correction)."""
+        return warp_frame(image, self.registration.frames[self.keep[j]], self.box)
+
+    def warp_map(self, j: int, values: np.ndarray, interpolation: int = 1) -> np.ndarray:
+        """A per-pixel map of ``unwarped(j)`` (float32 HxW) in the output grid, 0 where the frame does not reach
+        (``align.warp.warp_map``; ``interpolation`` an OpenCV flag, 1 = bilinear)."""
+        return warp_map(values, self.registration.frames[self.keep[j]], self.box, interpolation)
+
+    def gain(self, j: int) -> float:
+        """The mean of the ``j``-th kept frame's per-channel exposure gain (``warp`` multiplies by it)."""
+        return float(np.mean(self.registration.frames[self.keep[j]].gain))
+
+    def magnification(self, j: int) -> float:
+        """How much larger the ``j``-th kept frame shows the scene than the reference (1.02: 2 %)."""
+        return float(self.registration.frames[self.keep[j]].scale)
 
     def cover(self, j: int) -> np.ndarray | None:
         """Which pixels the ``j``-th kept frame covers (``coverage_mask``): HxW bool, None when it covers all."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from focalcli.align.register import FrameTransform
 
-__all__ = ["INTERPOLATION", "coverage_mask", "valid_box", "warp_frame"]
+__all__ = ["INTERPOLATION", "coverage_mask", "valid_box", "warp_frame", "warp_map"]
 
 INTERPOLATION = cv2.INTER_CUBIC  # resampling of the warped frames
 
@@ -82,6 +82,23 @@ def coverage_mask(transform: FrameTransform, size: tuple[int, int], box: tuple[i
     else:
         inside = cv2.warpPerspective(ones, m, (bw, bh), flags=flags, borderMode=border, borderValue=0.0)
     return inside > 0.999  # bilinear weights all on real pixels (1 - 1e-3: float32 rounding)
+
+
+def warp_map(values: np.ndarray, transform: FrameTransform, box: tuple[int, int, int, int],
+             interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Resample a per-pixel map of one input frame (a focus measure, a gray image) into the reference frame's pixel
+    grid, restricted to ``box``; 0 where the frame does not reach. No photometric correction.
+
+    Shape:
+        ``(H, W)`` float32 -> ``(height, width)`` float32.
+    """
+    _, _, bw, bh = box
+    m = _output_map(transform, box)
+    if np.allclose(m, np.eye(3)) and (bh, bw) == values.shape[:2]:
+        return values.copy()
+    if np.allclose(m[2], [0.0, 0.0, 1.0]):
+        return cv2.warpAffine(values, m[:2], (bw, bh), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.warpPerspective(values, m, (bw, bh), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
 
 
 def warp_frame(image: np.ndarray, transform: FrameTransform, box: tuple[int, int, int, int],
