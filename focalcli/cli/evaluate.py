@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 from focalcli.cli import console as con
-from focalcli.cli.options import device_option, overwrite_option
+from focalcli.cli.choices import AlignMode
+from focalcli.cli.options import OptionalValueCommand, align_option, device_option, overwrite_option
 from focalcli.errors import InputError
 
 
@@ -27,11 +28,13 @@ def evaluate(
                                  "focal predict."),
     precision: str = typer.Option("fp32", "--precision", help="Model precision: fp32, bf16 (CPU/GPU), fp16 (GPU)."),
     device: str = device_option(),
+    align: AlignMode = align_option(),
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Evaluate depth from focus: RMSE, logRMSE, AbsRel, SqRel, Bumpiness and delta accuracies per stack, then means.
 
-    A model is run exactly as focal predict runs it (working resolution, inverse-depth resizing, precision)."""
+    Each method is run exactly as focal predict runs it (the alignment check of --align auto, and for a model the
+    working resolution, inverse-depth resizing and precision)."""
     if weights is None and method is None:
         raise typer.BadParameter("give --method classic, --method model or --weights FILE", param_hint="--method")
     method = method or "model"
@@ -65,9 +68,9 @@ def evaluate(
 
         path = weights or default_weights()
         runner = load_runner(path, device=device, precision=precision, max_size=max_size)
-        predictor, label = lib.model_predictor(runner), path.name
+        predictor, label = lib.model_predictor(runner, align=align.value), path.name
     else:
-        predictor, label = lib.classic_predictor(), "classic"
+        predictor, label = lib.classic_predictor(align=align.value), "classic"
     with con.progress_bar(f"eval {label}", None) as advance:
         result = lib.evaluate(source, predictor, protocol=protocol, method=label, limit=limit, progress=advance)
     if all(math.isnan(r["abs_rel"]) for r in result.rows):  # a mean of nothing is not a score
@@ -106,4 +109,4 @@ def _print_table(result) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(evaluate)
+    app.command("eval", cls=OptionalValueCommand)(evaluate)

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 from typer.testing import CliRunner
 
 from focalcli.cli.app import app
@@ -38,3 +39,20 @@ def test_eval_bad_data(tmp_path):
     assert res.exit_code == 3 and "no such file" in res.output
     res = runner.invoke(app, ["eval", "--method", "classic", "--data", "procedural", "--protocol", "kitti"])
     assert res.exit_code == 2
+
+
+def test_eval_aligns_as_predict_does(tmp_path):
+    from tests.conftest import write_frames
+    from tests.synthetic_align import breathing_stack
+
+    frames, depth, focus = breathing_stack(step=0.006)
+    folder = write_frames(tmp_path / "set" / "s0" / "stack", frames, focus=focus)
+    np.save(folder.parent / "depth.npy", depth)
+    scores = {}
+    for flags in ([], ["--align", "off"], ["--align"]):  # auto (the default, as focal predict), off, on
+        out = tmp_path / f"r{len(scores)}.json"
+        res = runner.invoke(app, ["eval", "--method", "classic", "--data", f"stacks:{tmp_path / 'set'}",
+                                  "--protocol", "metric", "--json", str(out), *flags])
+        assert res.exit_code == 0, res.output
+        scores[" ".join(flags) or "auto"] = json.loads(out.read_text())["mean"]["abs_rel"]
+    assert scores["auto"] == scores["--align"] < 0.85 * scores["--align off"], scores
