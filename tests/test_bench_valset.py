@@ -112,6 +112,15 @@ def test_bench_commands(tmp_path):
     assert {(r["set"], r["method"]) for r in results} == {(s.name, m) for s in SETS for m in ("textbook", "classic")}
     res = runner.invoke(bench_app, ["depth", "--valset", str(out), "--methods", "oracle"])
     assert res.exit_code == 4 and "unknown method" in res.output
+    res = runner.invoke(bench_app, ["fuse", "--valset", str(out), "--methods", "best-frame,textbook,focal",
+                                    "--json", str(tmp_path / "f.json")])
+    assert res.exit_code == 0, res.output
+    fused = json.loads((tmp_path / "f.json").read_text())["results"]
+    assert {(r["set"], r["method"]) for r in fused} == {(s.name, m) for s in SETS
+                                                        for m in ("best-frame", "textbook", "focal")}
+    assert all(r["count"] == 1 and 0 < r["psnr"] < 99 and -1 <= r["ssim"] <= 1 for r in fused)  # 24x32 px: no ranking
+    res = runner.invoke(bench_app, ["fuse", "--valset", str(out), "--methods", "oracle"])
+    assert res.exit_code == 4 and "unknown method" in res.output
     assert "textbook" in METHODS and "classic" in METHODS
 
 
@@ -142,3 +151,19 @@ def test_frame_index_scores_a_plane_without_focus_distances(tmp_path):
     assert {r["method"] for r in rows} == {"textbook", "classic"}
     long = [r for r in rows if r["set"] == "f2-n41-depth"]
     assert long and all(0 <= r["rmse_frames"] < 41 and 0 <= r["within_half"] <= 1 for r in long)
+
+
+def test_image_scores_rank_a_closer_image_higher():
+    from focalcli.bench.fuse import image_scores
+
+    truth = synthetic.texture(64, 80, seed=1)
+    near = np.clip(truth + 0.01 * np.random.default_rng(0).standard_normal(truth.shape), 0, 1)
+    far = cv2_blur(truth)
+    (p1, s1), (p2, s2) = image_scores(near, truth), image_scores(far, truth)
+    assert p1 > p2 and s1 > s2 and image_scores(truth, truth) == (float("inf"), 1.0)
+
+
+def cv2_blur(image):
+    import cv2
+
+    return cv2.GaussianBlur(image, (0, 0), 2.0)
