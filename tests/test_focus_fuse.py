@@ -47,3 +47,21 @@ def test_linear_mean_is_the_exposure_defocus_keeps():
     defocused = _srgb(cv2.GaussianBlur(_linear(sharp), (0, 0), 6.0)).astype(np.float32)
     assert abs(linear_mean(defocused) / linear_mean(sharp) - 1) < 0.005
     assert abs(defocused.mean() / sharp.mean() - 1) > 2 * abs(linear_mean(defocused) / linear_mean(sharp) - 1)
+
+
+def test_frames_equally_sharp_within_the_noise_are_averaged_a_sharper_one_wins():
+    rng = np.random.default_rng(0)
+    sharp = synthetic.texture(96, 128, seed=2)
+    sigma = 0.02
+    noisy = [np.clip(sharp + sigma * rng.standard_normal(sharp.shape), 0, 1) for _ in range(4)]
+    ones = np.ones((96, 128))
+    fuser = PyramidFuser(96, 128, noise_energy=1.0)  # measures within a few units of each other: one sharpness
+    for frame in noisy:
+        fuser.update(frame.astype(np.float32), ones.astype(np.float32))
+    residual = fuser.result() - sharp
+    assert residual.std() < 0.6 * sigma  # four frames averaged: half the noise (hard selection keeps all of it)
+    fuser = PyramidFuser(96, 128, noise_energy=1.0)
+    blurred = _srgb(cv2.GaussianBlur(_linear(sharp), (0, 0), 3.0)).astype(np.float32)  # one exposure
+    fuser.update(blurred, ones.astype(np.float32))
+    fuser.update(sharp, 100 * ones.astype(np.float32))  # far sharper than the noise could make it
+    assert np.abs(fuser.result() - sharp).max() < 1e-3

@@ -245,6 +245,13 @@ def _window(energy: np.ndarray, cover: np.ndarray | None, sigma: float) -> np.nd
     return windowed(energy, sigma) if cover is None else _covered_windowed(energy, cover, sigma)
 
 
+def noise_energy(noise: float, measure: str, scales: ClassicScales) -> float:
+    """The small-window focus measure of pure sensor noise of standard deviation ``noise`` (gray levels in [0, 1]):
+    the measure of white noise of unit variance (a fixed 128x128 draw) times the variance."""
+    unit = np.random.default_rng(0).standard_normal((128, 128)).astype(np.float32)
+    return noise * noise * float(windowed(focus_energy(unit, measure, scales.presmooth), scales.small).mean())
+
+
 def _frame_window(stack: FrameSource, i: int, energy: np.ndarray, cover: np.ndarray | None, sigma: float,
                   resampled: bool) -> np.ndarray:
     """Frame ``i``'s focus energy averaged over a Gaussian window, in the stack's output grid: measured on the
@@ -303,7 +310,10 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             frame = to_float(frame)
             gray = to_gray(frame)
         if scales is None:  # the first frame (nearest focus, mostly defocused) sets the noise level
-            scales = classic_scales(h, w, noise=estimate_noise(gray), window=window, smooth=smooth, blur_step=step)
+            noise = estimate_noise(gray)
+            scales = classic_scales(h, w, noise=noise, window=window, smooth=smooth, blur_step=step)
+            if fuser is not None:
+                fuser.noise_energy = noise_energy(noise, measure, scales)
             wide_sigma = BLUR_STEP_CAP * scales.large
             if depth and step is None and window is None and wide_sigma > 1.25 * scales.small:
                 wide = PeakTracker()
