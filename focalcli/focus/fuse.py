@@ -108,12 +108,19 @@ class PyramidFuser:
             self.weight = [np.ones(s.shape, np.float32) for s in sal]  # their sums of weights
         else:
             for lvl in range(self.levels + 1):
-                top = np.maximum(self.top[lvl], sal[lvl])
-                old = np.exp((self.top[lvl] - top) / tau)  # earlier weights, against the new largest measure
-                w = np.exp((sal[lvl] - top) / tau)  # (h, w) in (0, 1]
-                self.fused[lvl] = self.fused[lvl] * old[..., None] + lap[lvl] * w[..., None]
-                self.weight[lvl] = self.weight[lvl] * old + w
-                self.top[lvl] = top
+                # one of the two weights is 1 at each pixel: this frame's where it is the sharpest so far (the
+                # earlier ones then shrink to the new largest measure), the earlier ones' elsewhere
+                top, fused, weight = self.top[lvl], self.fused[lvl], self.weight[lvl]
+                rise = cv2.compare(sal[lvl], top, cv2.CMP_GT)  # uint8, 255 where this frame is the sharpest
+                r = cv2.exp(cv2.absdiff(sal[lvl], top) * np.float32(-1.0 / tau))  # (h, w) in (0, 1]
+                earlier, this = np.ones_like(r), r.copy()  # the weights of the earlier sum and of this frame
+                cv2.copyTo(r, rise, earlier)
+                this[rise > 0] = 1.0
+                np.multiply(fused, earlier[..., None], out=fused)  # in place: these are full-size colour maps
+                fused += lap[lvl] * this[..., None]
+                weight *= earlier
+                weight += this
+                np.maximum(top, sal[lvl], out=top)
         self.count += 1
 
     def result(self) -> np.ndarray:
