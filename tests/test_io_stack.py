@@ -95,3 +95,29 @@ def test_bad_stacks_raise_input_error(tmp_path, kind):
     folder, fragment = _bad_stack(tmp_path, kind)
     with pytest.raises(InputError, match=fragment):
         read_stack(folder)
+
+
+def test_kept_frames_are_decoded_once_and_read_only(plane_stack, monkeypatch):
+    import focalcli.io.focalstack as focalstack
+    from focalcli.io.stack import KeptFrames, keep_frames
+    from focalcli.predict import predict
+
+    folder, _ = plane_stack
+    sf = scan_stack(folder)
+    decoded = []
+    decode = focalstack.decode_image
+    monkeypatch.setattr(focalstack, "decode_image", lambda p: decoded.append(p.name) or decode(p))
+    kept = keep_frames(sf)
+    assert isinstance(kept, KeptFrames) and keep_frames(kept) is kept
+    a = kept.frame(3, native=True)
+    assert kept.frame(3, native=True) is a and not a.flags.writeable and decoded == [sf.names[3]]
+    assert np.array_equal(kept.frame(3), sf.frame(3)) and kept.frame(3).flags.writeable
+    assert (kept.names, kept.size, kept.distances(), kept.camera) == (sf.names, sf.size, sf.distances(), sf.camera)
+    assert keep_frames(sf, budget_bytes=1) is sf  # too large: streamed as before
+    in_memory = read_stack(folder)
+    assert keep_frames(in_memory) is in_memory
+
+    decoded.clear()  # the alignment check reads six of the ten frames, the depth pass all: each is decoded once
+    result = predict(sf, align="auto")
+    assert not result.info["align"]["applied"] and sorted(decoded) == sorted(sf.names)
+    assert np.array_equal(result.depth, predict(sf, align="off").depth)

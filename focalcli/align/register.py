@@ -36,7 +36,7 @@ from focalcli.align.geometry import magnification, resize_map
 from focalcli.errors import InputError
 from focalcli.focus.measures import to_gray
 from focalcli.io.images import to_float
-from focalcli.io.stack import FrameSource
+from focalcli.io.stack import FrameSource, keep_frames
 
 __all__ = [
     "MODELS", "AlignConfig", "FrameReader", "FrameTransform", "Registration", "register_stack", "resolve_reference",
@@ -159,18 +159,15 @@ def resolve_reference(reference: int | str | None, n: int) -> int:
 class FrameReader:
     """Frames of any ``FrameSource`` as HxWx3 float32 RGB in [0, 1], by index.
 
-    With ``cache_bytes`` > 0, the frames of a streamed source (decoded from disk when read) are kept in their native
-    8/16-bit form while the whole stack fits, so that registering and then warping a small stack decodes each frame
-    once; larger stacks stay streamed, and stacks in memory are never copied.
+    With ``cache_bytes`` > 0, a streamed source whose decoded frames fit in it is read through ``keep_frames``, so
+    that registering and then warping a small stack decodes each frame once; larger stacks stay streamed, and stacks
+    in memory are never copied.
     """
 
     def __init__(self, stack: FrameSource, cache_bytes: int = 0):
-        self.stack = stack
+        self.stack = keep_frames(stack, cache_bytes) if cache_bytes > 0 else stack
         self.size = stack.size
         self.names = list(stack.names)
-        per_frame = self.size[0] * self.size[1] * 3 * (2 if stack.bit_depth > 8 else 1)
-        fits = stack.streamed and per_frame * len(self.names) <= cache_bytes
-        self._cache: dict[int, np.ndarray] | None = {} if fits else None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -181,12 +178,7 @@ class FrameReader:
         Raises:
             InputError: the frame cannot be read, or its size differs from the stack's.
         """
-        img = self._cache.get(i) if self._cache is not None else None
-        if img is None:
-            img = self.stack.frame(i, native=True)
-            if self._cache is not None:
-                self._cache[i] = img
-        return to_float(img)
+        return to_float(self.stack.frame(i, native=True))
 
 
 @dataclass

@@ -41,11 +41,12 @@ def align(
         summary = align_folder(stack, out, config, crop=crop, skip_bad=skip_bad, overwrite=overwrite,
                                progress=advance, on_pass=on_pass)
     if summary["skipped"]:
-        con.info(f"[yellow]skipped[/yellow] {len(summary['skipped'])} frame(s): {', '.join(summary['skipped'])}")
+        skipped = con.escape(", ".join(summary["skipped"]))
+        con.info(f"[yellow]skipped[/yellow] {len(summary['skipped'])} frame(s): {skipped}")
     x, y, w, h = summary["crop"]
     lo, hi = summary["scale_range"]
-    con.info(f"wrote {summary['frames']} frames to {out} (reference {summary['reference']}, {w}x{h} at {x},{y}; "
-             f"scale {lo:.4f}-{hi:.4f})")
+    con.info(f"wrote {summary['frames']} frames to {con.escape(str(out))} (reference {summary['reference']}, "
+             f"{w}x{h} at {x},{y}; scale {lo:.4f}-{hi:.4f})")
     if as_json:
         con.print_json(summary)
 

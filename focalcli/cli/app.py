@@ -7,7 +7,6 @@ import signal
 import sys
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from focalcli.cli import console as con
@@ -73,11 +72,11 @@ class _FocalGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except FocalError as e:
-            _error_line(escape(str(e)))
+            _error_line(con.escape(str(e)))
             raise typer.Exit(e.exit_code) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
-            _error_line(escape(f"{where}{e.strerror or e}"))
+            _error_line(con.escape(f"{where}{e.strerror or e}"))
             raise typer.Exit(OutputError.exit_code) from None
         except KeyboardInterrupt:
             _error_line("interrupted")

@@ -1,19 +1,75 @@
-"""The one stderr console, progress bars and the ``--json`` printer."""
+"""The one stderr console, progress bars and the ``--json`` printer.
+
+rich is imported only when stderr is a terminal (colours, progress bars): off a terminal (a script, a pipe, a log
+file) the messages are written as plain lines, the text of their rich markup without styles or wrapping, and the
+~30 ms of importing rich are saved on every run.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
-from rich.console import Console
+__all__ = ["escape", "no_blas_threads", "plain", "print_json", "progress_bar", "rich_console", "set_verbosity",
+           "verbosity"]  # and ``console`` (module ``__getattr__``)
 
-__all__ = ["console", "no_blas_threads", "print_json", "progress_bar", "set_verbosity", "verbosity"]
-
-console = Console(stderr=True, highlight=False)
 _state = {"verbosity": 0}
+# a rich markup tag, after any backslashes: "[" and a letter, "#", "/" or "@", up to the first "]" (no "[" within)
+_TAG = re.compile(r"(\\*)(\[[a-z#/@][^\[]*?])")
+
+
+def escape(text: str) -> str:
+    """``text`` with everything rich would read as a markup tag made literal (a backslash before its ``[``)."""
+    text = _TAG.sub(lambda m: f"{m[1]}{m[1]}\\{m[2]}", text)
+    return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
+
+
+def plain(markup: str) -> str:
+    """The text that rich markup shows: tags dropped, escaped brackets literal."""
+
+    def text(m: re.Match) -> str:
+        slashes = len(m[1])
+        return "\\" * (slashes // 2) + (m[2] if slashes % 2 else "")
+
+    return _TAG.sub(text, markup)
+
+
+class _Plain:
+    """A stderr off a terminal: each message one plain line (``plain``), written to the current ``sys.stderr``."""
+
+    is_terminal = False
+
+    def print(self, message: object = "", **_: object) -> None:
+        sys.stderr.write(plain(str(message)) + "\n")
+        sys.stderr.flush()
+
+
+@cache
+def rich_console():
+    """rich's console on stderr (imports rich): for rich's own widgets."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def __getattr__(name: str):
+    """``console``: rich's console on stderr when stderr is a terminal, else a ``_Plain`` one (decided when it is
+    used, so a test that swaps ``sys.stderr`` gets the plain lines)."""
+    if name == "console":
+        return rich_console() if _is_terminal() else _Plain()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        return False
 
 
 def no_blas_threads() -> None:
@@ -38,13 +94,13 @@ def verbosity() -> int:
 def info(message: str) -> None:
     """A line for people on stderr, unless ``-q``."""
     if verbosity() >= 0:
-        console.print(message)
+        __getattr__("console").print(message)
 
 
 def debug(message: str) -> None:
     """A line on stderr with ``-v``."""
     if verbosity() >= 1:
-        console.print(f"[dim]{message}[/dim]")
+        __getattr__("console").print(f"[dim]{message}[/dim]")
 
 
 def print_json(obj: object) -> None:
@@ -61,7 +117,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[callable]:
     previous one (``description done/total: 0.123 s``): per-frame timings.
     """
     timer = _Timer(description)
-    if verbosity() < 0 or not console.is_terminal:  # nothing to show: skip importing rich.progress too
+    if verbosity() < 0 or not _is_terminal():  # nothing to show: skip importing rich too
 
         def ignore(done: int, total: int | None = None, description: str | None = None) -> None:
             """No bar to update (timings only, with -v)."""
@@ -80,7 +136,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[callable]:
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=rich_console(), transient=True) as bar:
         task = bar.add_task(description, total=total)
 
         def advance(done: int, total: int | None = None, description: str | None = None) -> None:

@@ -84,7 +84,7 @@ def evaluate(
 
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-        con.info(f"wrote {json_out}")
+        con.info(f"wrote {con.escape(str(json_out))}")
 
 
 def _print_table(result) -> None:

@@ -21,7 +21,7 @@ def export(
     from focalcli.train.checkpoint import export_checkpoint
 
     path = export_checkpoint(checkpoint, out, overwrite=overwrite, trained_on=trained_on)
-    con.info(f"wrote {path} (use it with focal eval --weights {path})")
+    con.info(f"wrote {con.escape(str(path))} (use it with focal eval --weights {con.escape(str(path))})")
 
 
 def register(app: typer.Typer) -> None:

@@ -40,8 +40,8 @@ def fuse(
                              align_threshold_px=align_threshold, overwrite=overwrite, progress=advance,
                              on_stage=on_stage)
     record = summary["align"]
-    (con.info if record["applied"] else con.debug)(f"{sf.path}: {record['reason']}")
-    con.info(f"wrote {out}")
+    (con.info if record["applied"] else con.debug)(f"{con.escape(str(sf.path))}: {record['reason']}")
+    con.info(f"wrote {con.escape(str(out))}")
     if as_json:
         con.print_json(summary)
 

@@ -95,9 +95,9 @@ def predict(
                                preview=preview, method=method, overwrite=overwrite, options=options, ply_name=ply,
                                colormap=colormap.value, depth_range=rng)
         for folder, why in plans.skipped:
-            con.info(f"[yellow]skipped[/yellow] {stack / folder}: {why}")
+            con.info(f"[yellow]skipped[/yellow] {con.escape(str(stack / folder))}: {con.escape(why)}")
         todo = sum(p.done is None for p in plans)
-        con.debug(f"{len(plans)} stack(s) under {stack}" + (f", {len(plans) - todo} done already"
+        con.debug(f"{len(plans)} stack(s) under {con.escape(str(stack))}" + (f", {len(plans) - todo} done already"
                                                               if todo < len(plans) else ""))
         with con.progress_bar("predict", None) as advance:
             current = {"name": "", "label": ""}
@@ -130,20 +130,20 @@ def predict(
                                               progress=advance, on_stage=on_stage, **options)]
     for s in summaries:
         if s.get("skipped"):
-            con.info(f"skipped {s['stack']}: its outputs are complete already")
+            con.info(f"skipped {con.escape(s['stack'])}: its outputs are complete already")
             continue
         record = s["align"]
         if record["applied"]:
-            con.info(f"{s['stack']}: {record['reason']}")
+            con.info(f"{con.escape(s['stack'])}: {con.escape(record['reason'])}")
         else:
-            con.debug(f"{s['stack']}: {record['reason']}")
+            con.debug(f"{con.escape(s['stack'])}: {con.escape(record['reason'])}")
         if s["units"] != "m":
-            con.info(f"[yellow]note:[/yellow] {s['stack']}: {s['note']}; add focus_distances_m to stack.json "
-                     "for metres")
+            con.info(f"[yellow]note:[/yellow] {con.escape(s['stack'])}: {s['note']}; add focus_distances_m to "
+                     "stack.json for metres")
         for note in lib.range_notes(s):
-            con.info(f"[yellow]note:[/yellow] {s['stack']}: {note}")
+            con.info(f"[yellow]note:[/yellow] {con.escape(s['stack'])}: {note}")
         con.debug("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in s["seconds"].items()))
-        con.info(f"wrote {', '.join(s['outputs'].values())}")
+        con.info(f"wrote {con.escape(', '.join(s['outputs'].values()))}")
     if as_json:
         con.print_json(summaries if len(summaries) > 1 else summaries[0])
 

@@ -70,7 +70,8 @@ def synth(
     workers = workers or min(8, os.cpu_count() or 1)
     with con.progress_bar("synth", None) as advance:
         manifest = synthesize(rgbd, out, job, workers=workers, overwrite=overwrite, progress=advance)
-    con.info(f"wrote {manifest['count']} scenes to {out} (manifest: {out / 'manifest.json'})")
+    con.info(f"wrote {manifest['count']} scenes to {con.escape(str(out))} "
+             f"(manifest: {con.escape(str(out / 'manifest.json'))})")
     if as_json:
         con.print_json({"out": str(out), "count": manifest["count"], "scenes": [s["name"] for s in manifest["scenes"]],
                         "manifest": str(out / "manifest.json")})

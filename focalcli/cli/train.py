@@ -162,7 +162,7 @@ def _bar(total: int, *, enabled: bool, header: str):
                    rp.TimeElapsedColumn(), rp.TextColumn("ETA"), rp.TimeRemainingColumn())
         hidden = not enabled or con.verbosity() < 0 or not con.console.is_terminal
         shown = []
-        with rp.Progress(*columns, console=con.console, disable=hidden, transient=True) as p:
+        with rp.Progress(*columns, console=con.rich_console(), disable=hidden, transient=True) as p:
             task = p.add_task("train", total=total, loss="-", speed="-", label="train")
 
             def update(done: int, total: int, stats: dict) -> None:

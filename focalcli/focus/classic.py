@@ -1,6 +1,7 @@
 """The classical pipeline in one pass over the frames: decode, focus measure, peak tracking, pyramid fusion.
 
-The next frames are decoded in background threads (OpenCV releases the GIL) while the current one is processed.
+The next frames are decoded and measured in background threads (OpenCV releases the GIL) while the current one is
+tracked (``_measured``).
 """
 
 from __future__ import annotations
@@ -45,31 +46,49 @@ __all__ = ["ClassicScales", "all_in_focus", "blur_step_px", "blur_steps_px", "cl
            "frame_sigmas", "frame_smoothing"]
 
 Progress = Callable[[int, int], None]  # (frames done, total)
-_DECODERS = 4  # frames decoded ahead, in parallel (at most the number of cores)
+_DECODERS = 4  # frames decoded and measured ahead, in parallel (at most the number of cores)
+_AHEAD_BYTES = 512 * 2**20  # ... while their results take at most this much memory (``_measured``)
 
 
-def _frames(stack: FrameSource) -> Iterator[np.ndarray]:
-    """HxWx3 frames near to far, in their native type: float32 from memory, uint8/uint16 from files (converted by
-    the consumer), float32 from a ``WarpedStack``.
+def _measured(stack: FrameSource, start: Callable[[np.ndarray], None],
+              work: Callable[[int, np.ndarray], tuple]) -> Iterator[tuple]:
+    """``work(i, frame)`` of every frame, near to far, computed ahead in background threads.
 
-    From a streamed source (frames decoded or warped when read), the next ``_DECODERS`` frames are prepared in
-    background threads (image codecs and OpenCV release the GIL), so several cores decode while this thread
-    measures; memory holds at most that many frames ahead.
+    ``start`` sees the first frame before any work starts (in this thread: it sets the scales that ``work`` uses).
+    Frames come in their native type (float32 from memory or from a ``WarpedStack``, uint8/uint16 from files), as
+    recorded when the stack can hand them over unwarped (``_resampled``). Decoding and OpenCV's filters release the
+    GIL, so the next frames are decoded and measured on other cores while the caller tracks the current one; at
+    most ``_AHEAD_BYTES`` of results (and at least two frames, one a frame on a single core) wait ahead.
     """
     n = len(stack)
-    if not stack.streamed:
-        for i in range(n):
-            yield stack.frame(i, native=True)
-        return
     read = stack.unwarped if _resampled(stack) else (lambda i: stack.frame(i, True))
-    workers = max(1, min(_DECODERS, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = deque(pool.submit(read, i) for i in range(min(workers, n)))
+    first = read(0)
+    start(first)
+    h, w = stack.size
+    item = h * w * 4 * 4  # float32 maps per result: gray, small and wide windows, and the RGB frame or its energy
+    cores = os.cpu_count() or 1
+    ahead = max(min(2, cores), min(_DECODERS, cores, _AHEAD_BYTES // item))
+    with ThreadPoolExecutor(max_workers=ahead) as pool:
+        pending = deque([pool.submit(work, 0, first)])
+        first = None
+        pending.extend(pool.submit(lambda i: work(i, read(i)), i) for i in range(1, min(ahead, n)))
         for k in range(n):
-            img = pending.popleft().result()
-            if k + workers < n:
-                pending.append(pool.submit(read, k + workers))
-            yield img
+            result = pending.popleft().result()
+            if k + ahead < n:
+                pending.append(pool.submit(lambda i: work(i, read(i)), k + ahead))
+            yield result
+
+
+def _gray(frame: np.ndarray, rgb: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(RGB float32 in [0, 1] or None, gray float32 in [0, 1])`` of a frame in its native type: with ``rgb`` False
+    (depth only) the gray image is made in the native type and one channel is scaled instead of three (rounding
+    8-bit gray to whole levels adds noise of std 0.3 level, far below a camera's)."""
+    if not rgb and frame.dtype != np.float32:
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gray *= 1.0 / np.iinfo(frame.dtype).max
+        return None, gray
+    frame = to_float(frame)
+    return (frame if rgb else None), to_gray(frame)
 
 
 def _resampled(stack: FrameSource) -> bool:
@@ -300,32 +319,31 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
         return better
 
     resampled = _resampled(stack)  # frames come as recorded: their measures are warped (``_resampled``)
-    for i, frame in enumerate(_frames(stack)):
-        if fuser is None and frame.dtype != np.float32:
-            # depth only: gray in the native type, then scale one channel instead of three (rounding 8-bit gray to
-            # whole levels adds noise of std 0.3 level, far below a camera's)
-            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-            gray *= 1.0 / np.iinfo(frame.dtype).max
-        else:
-            frame = to_float(frame)
-            gray = to_gray(frame)
-        if scales is None:  # the first frame (nearest focus, mostly defocused) sets the noise level
-            noise = estimate_noise(gray)
-            scales = classic_scales(h, w, noise=noise, window=window, smooth=smooth, blur_step=step)
-            if fuser is not None:
-                fuser.noise_energy = noise_energy(noise, measure, scales)
-            wide_sigma = BLUR_STEP_CAP * scales.large
-            if depth and step is None and window is None and wide_sigma > 1.25 * scales.small:
-                wide = PeakTracker()
+    wide_sigma = 0.0
+
+    def start(first: np.ndarray) -> None:
+        """The first frame (nearest focus, mostly defocused) sets the noise level, and with it the scales."""
+        nonlocal scales, wide, wide_sigma
+        noise = estimate_noise(_gray(first, fuser is not None)[1])
+        scales = classic_scales(h, w, noise=noise, window=window, smooth=smooth, blur_step=step)
+        if fuser is not None:
+            fuser.noise_energy = noise_energy(noise, measure, scales)
+        wide_sigma = BLUR_STEP_CAP * scales.large
+        if depth and step is None and window is None and wide_sigma > 1.25 * scales.small:
+            wide = PeakTracker()
+
+    def work(i: int, frame: np.ndarray) -> tuple:
+        """Frame ``i``'s maps (in a background thread): the RGB frame for the fusion (None for depth only), its gray
+        image and its small-, large- and wide-window focus measures in the output grid, and its coverage."""
+        frame, gray = _gray(frame, fuser is not None)
         energy = focus_energy(gray, measure, scales.presmooth)
         cover = _coverage(stack, i)  # (H, W), 1 = the frame holds data here; None = everywhere
         m = _frame_window(stack, i, energy, cover, scales.small, resampled)
         if resampled:  # the guide of the fill and the fusion take the warped frame
             gray = stack.warp_map(i, gray, cv2.INTER_CUBIC) * np.float32(stack.gain(i))
-            if fuser is not None:
+            if frame is not None:
                 frame = stack.warp(i, frame)
-        if cover is not None:
-            covered = cover if covered is None else np.minimum(covered, cover)
+        m_large = m_wide = None
         if depth:
             m_wide = _frame_window(stack, i, energy, cover, wide_sigma, resampled) if wide is not None else None
             m_large = cv2.GaussianBlur(_down(m, scales.levels), (0, 0), scales.large_rest,
@@ -333,6 +351,12 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             if cover is not None:  # normalise by the covered share of the large window too
                 m_large /= np.maximum(cv2.GaussianBlur(_down(cover, scales.levels), (0, 0), scales.large_rest,
                                                        borderType=cv2.BORDER_REFLECT), 1e-3)
+        return frame, gray, m, m_large, m_wide, cover
+
+    for i, (frame, gray, m, m_large, m_wide, cover) in enumerate(_measured(stack, start, work)):
+        if cover is not None:
+            covered = cover if covered is None else np.minimum(covered, cover)
+        if depth:
             if smoother.radius == 0:  # the trackers see this frame: their best mask picks the guide's pixels
                 better = track(m, m_large, m_wide)
             else:  # they see earlier frames, smoothed: the guide follows the sharpest raw frame

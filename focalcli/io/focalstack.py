@@ -18,6 +18,7 @@ from focalcli.io.images import (
     ImageInfo,
     decode_image,
     read_image,
+    to_float,
 )
 
 if TYPE_CHECKING:  # torch is imported where a FocalStack is built, so that the classic path starts without it
@@ -215,6 +216,72 @@ class StackFolder:
         """Yield ``(name, image HxWx3)`` near to far, decoding one frame at a time (see ``frame``)."""
         for i, p in enumerate(self.frame_paths):
             yield p.name, self.frame(i, native)
+
+
+KEEP_BYTES = 256 * 2**20  # ``keep_frames``: stacks up to this size decoded keep their frames in memory
+
+
+class KeptFrames:
+    """A streamed ``FrameSource`` whose frames are kept once decoded, so that several passes over one stack (the
+    alignment check, registration, warping, the depth pass) decode each frame once. Made by ``keep_frames``.
+
+    Frames are kept in their native type and handed out read-only (``frame(i, native=True)`` is the kept array
+    itself); a consumer that writes into a frame must copy it. Decoding a 640x480 PNG takes about 9 ms on a 2-core
+    CPU: reading a 10-frame stack twice, as the check and the depth pass of ``focal predict`` did, cost a fifth of
+    the prediction.
+    """
+
+    streamed = True  # a frame not yet kept is decoded when read
+
+    def __init__(self, source: FrameSource):
+        self.source = source
+        self._kept: dict[int, np.ndarray] = {}
+
+    @property
+    def camera(self) -> Camera:
+        return self.source.camera
+
+    @property
+    def names(self) -> list[str]:
+        return self.source.names
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.source.size
+
+    @property
+    def bit_depth(self) -> int:
+        return self.source.bit_depth
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def distances(self) -> list[float] | None:
+        return self.source.distances()
+
+    def frame(self, index: int, native: bool = False) -> np.ndarray:
+        img = self._kept.get(index)
+        if img is None:  # two threads may decode one frame at once: both results are the same
+            img = self.source.frame(index, native=True)
+            img.flags.writeable = False
+            self._kept[index] = img
+        return img if native else to_float(img)
+
+    def cover(self, index: int) -> np.ndarray | None:
+        return self.source.cover(index)
+
+    def frame_path(self, index: int) -> Path | None:
+        return self.source.frame_path(index)
+
+
+def keep_frames(stack: FrameSource, budget_bytes: int = KEEP_BYTES) -> FrameSource:
+    """``stack`` as a ``KeptFrames`` when it decodes its frames when read and all of them fit in ``budget_bytes``
+    decoded; else ``stack`` itself (in memory already, kept already, or too large: streamed as before)."""
+    if isinstance(stack, KeptFrames) or not stack.streamed:
+        return stack
+    h, w = stack.size
+    per_frame = h * w * 3 * max(1, stack.bit_depth // 8)
+    return KeptFrames(stack) if per_frame * len(stack) <= budget_bytes else stack
 
 
 def covered(stack: FrameSource) -> np.ndarray:

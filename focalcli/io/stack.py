@@ -17,7 +17,17 @@ Three modules, re-exported here (every name keeps this import path): ``focalstac
 types), ``stack_folder`` (scan, read and write one folder) and ``stack_tree`` (find stack folders).
 """
 
-from focalcli.io.focalstack import STACK_JSON, Camera, FocalStack, FrameSource, StackFolder, covered, natural_key
+from focalcli.io.focalstack import (
+    STACK_JSON,
+    Camera,
+    FocalStack,
+    FrameSource,
+    KeptFrames,
+    StackFolder,
+    covered,
+    keep_frames,
+    natural_key,
+)
 from focalcli.io.stack_folder import as_stack_folder, read_stack, scan_stack, write_stack, write_stack_json
 from focalcli.io.stack_tree import find_stack_tree, find_stacks, is_stack_folder
 
@@ -26,12 +36,14 @@ __all__ = [
     "Camera",
     "FocalStack",
     "FrameSource",
+    "KeptFrames",
     "StackFolder",
     "as_stack_folder",
     "covered",
     "find_stack_tree",
     "find_stacks",
     "is_stack_folder",
+    "keep_frames",
     "natural_key",
     "read_stack",
     "scan_stack",

@@ -5,7 +5,6 @@ the sidecar records about the result (units note, model file record, point cloud
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +139,8 @@ def _json_options(options: dict) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _sha256(path: str, stamp: tuple) -> str:
+    import hashlib  # here: its OpenSSL library costs ~3 ms of every start, and only --method model needs it
+
     del stamp  # part of the cache key: a file replaced in place is hashed again
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -27,6 +27,7 @@ from focalcli.io.stack import (
     StackFolder,
     as_stack_folder,
     covered,
+    keep_frames,
     scan_stack,
 )
 from focalcli.predict.outputs import (
@@ -86,8 +87,9 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
         on_stage: told ``"checking alignment"``, ``"registering"`` and ``"warping"`` as they start.
 
     Returns:
-        ``(stack, record)``: the input itself when not aligned (so the result is bit for bit what ``"off"``
-        gives), else a ``focalcli.align.WarpedStack`` (frames warped as they are read; ``cover(i)`` marks the
+        ``(stack, record)``: the input's frames as they are when not aligned (so the result is bit for bit what
+        ``"off"`` gives; a small stack read from disk comes as ``io.stack.KeptFrames``, its frames decoded once for
+        every pass), else a ``focalcli.align.WarpedStack`` (frames warped as they are read; ``cover(i)`` marks the
         pixels frame ``i`` covers, ``to_focal_stack()`` gives a ``FocalStack`` with ``coverage``). ``record`` has
         ``mode``, ``applied``, ``reason``, the quick check (``check``: misalignment, threshold, per-frame
         transforms and scores) and, when applied, ``registration`` (model, reference, every frame's matrix, scale,
@@ -104,6 +106,7 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
     if mode == "off":
         record["reason"] = "not aligned: --align off"
         return stack, record
+    stack = keep_frames(stack)  # the check, registration and the method read the same frames: decode each once
     if mode == "auto":
         from focalcli.align.check import check_alignment
 
