@@ -291,13 +291,14 @@ def align_folder(stack: str | os.PathLike | StackFolder, out: str | os.PathLike,
     names = [sf.relative_names[i] for i in keep]  # frames in sub-folders keep them: equal file names never collide
     if on_pass is not None:
         on_pass("warping")
-    with atomic_folder(out) as tmp, ThreadPoolExecutor(max_workers=2) as pool:
-        pending: deque = deque()  # frames being encoded while the next one is warped (at most two held)
+    workers = max(2, min(4, os.cpu_count() or 1))
+    with atomic_folder(out) as tmp, ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()  # frames being warped and encoded in the background (as many as workers)
         for j, name in enumerate(names):
-            image = warped.frame(j)
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            pending.append(pool.submit(write_image, tmp / name, image, bit_depth=sf.info.bit_depth))
-            if len(pending) > 2:
+            pending.append(pool.submit(lambda j, path: write_image(path, warped.frame(j), bit_depth=sf.info.bit_depth),
+                                       j, tmp / name))
+            if len(pending) >= workers:
                 pending.popleft().result()
             if progress is not None:
                 progress(j + 1, len(keep))
