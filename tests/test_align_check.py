@@ -113,3 +113,27 @@ def test_unreadable_checked_frame_raises_input_error(tmp_path):
     sf.frame_paths[6].write_bytes(b"not an image")
     with pytest.raises(InputError, match=sf.frame_paths[6].name):
         check_alignment(sf)
+
+
+def test_the_default_thresholds_grow_with_the_frame(monkeypatch):
+    """Defocus moves blurred structures by a share of the frame: at 6000 px, 1.1-1.5 px between aligned neighbours
+    (``size_factor``), so the default thresholds grow with the frame; a threshold that is given is kept."""
+    assert check_mod.size_factor((480, 640)) == 1.0 and check_mod.size_factor((32, 40)) == 1.0
+    assert check_mod.size_factor((4000, 6000)) == pytest.approx(9.375)
+    rows = [{"frames": [a, a + 1], "matrix": np.eye(3), "score": 0.9, "scale": s, "shift_px": [1.5, 0.0],
+             "displacement_px": 1.5} for a, s in ((0, 1.001), (4, 0.999), (8, 1.0005))]
+    monkeypatch.setattr(check_mod, "check_pairs", lambda *a, **k: [dict(r) for r in rows])
+
+    class Frames:  # the check reads names and size only (its pairs are faked)
+        def __init__(self, size):
+            self.size, self.names = size, [f"f{i}.png" for i in range(10)]
+
+        def __len__(self):
+            return 10
+
+    small, large = check_alignment(Frames((480, 640))), check_alignment(Frames((4000, 6000)))
+    assert small.needed and "shifted" in small.reason and small.to_json()["shift_threshold_px"] == 1.0
+    assert not large.needed and large.threshold_px == pytest.approx(4.6875)
+    assert large.to_json()["shift_threshold_px"] == pytest.approx(9.375)
+    given = check_alignment(Frames((4000, 6000)), threshold_px=0.2)
+    assert given.threshold_px == 0.2 and given.shift_threshold_px == pytest.approx(9.375)

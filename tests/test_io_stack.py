@@ -113,7 +113,11 @@ def test_kept_frames_are_decoded_once_and_read_only(plane_stack, monkeypatch):
     assert kept.frame(3, native=True) is a and not a.flags.writeable and decoded == [sf.names[3]]
     assert np.array_equal(kept.frame(3), sf.frame(3)) and kept.frame(3).flags.writeable
     assert (kept.names, kept.size, kept.distances(), kept.camera) == (sf.names, sf.size, sf.distances(), sf.camera)
-    assert keep_frames(sf, budget_bytes=1) is sf  # too large: streamed as before
+    two = keep_frames(sf, budget_bytes=2 * a.nbytes)  # frames beyond the budget are decoded whenever read
+    decoded.clear()
+    for i in (0, 1, 2, 2, 1):
+        two.frame(i)
+    assert decoded == [sf.names[i] for i in (0, 1, 2, 2)]
     in_memory = read_stack(folder)
     assert keep_frames(in_memory) is in_memory
 

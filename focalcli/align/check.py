@@ -20,6 +20,8 @@ little next to the prediction itself:
 * A shift of the image centre (handheld shake, a moving rail) counts in any pair whose shift exceeds
   ``SHIFT_PX`` full-resolution pixels (defocus shifted the validation stacks' centres by at most 0.43 px).
 * Alignment is needed when the breathing or a shift exceeds ``threshold_px`` (and ``SHIFT_PX`` for shifts).
+* Both default thresholds are for frames of ``REFERENCE_SIDE`` px and grow with larger frames (``size_factor``):
+  the apparent motion of defocus spreads over a fixed share of the frame, so in pixels it grows with the frame.
 
 A stack aligned by construction (synthetic stacks, the output of ``focal align``, telecentric optics) comes out
 not needing alignment and is left untouched. If a pair cannot be registered (too little texture, ECC does not
@@ -44,12 +46,13 @@ from focalcli.focus.measures import to_gray
 from focalcli.io.images import to_float
 from focalcli.io.stack import FrameSource
 
-__all__ = ["CHECK_SIDE", "CONSISTENCY", "SHIFT_PX", "THRESHOLD_PX", "AlignCheck", "check_alignment",
-           "check_pairs", "corner_displacement", "gray_thumbnail"]
+__all__ = ["CHECK_SIDE", "CONSISTENCY", "REFERENCE_SIDE", "SHIFT_PX", "THRESHOLD_PX", "AlignCheck", "check_alignment",
+           "check_pairs", "corner_displacement", "gray_thumbnail", "size_factor"]
 
 CHECK_SIDE = 256  # px: long side of the copies the check registers
 THRESHOLD_PX = 0.5  # align when the extrapolated breathing moves the corners by more than this (full-res px)
 SHIFT_PX = 1.0  # ... or when a pair of neighbours is shifted by more than this (and than threshold_px)
+REFERENCE_SIDE = 640  # px: the long side of the frames the two thresholds above are for (``size_factor``)
 CONSISTENCY = 3.0  # per-step scale changes within this factor of each other (and of one sign) are breathing
 MIN_SCORE = 0.3  # below this correlation a pair's estimate is not trusted
 _JPEG = (".jpg", ".jpeg")
@@ -66,6 +69,7 @@ class AlignCheck:
             largest shift of a pair, full-resolution pixels; None when a pair could not be registered.
         breathing_px: the extrapolated breathing (None when the pairs disagree or failed).
         threshold_px: the threshold.
+        shift_threshold_px: the threshold of a shift.
         reason: one line on how the decision was made.
         side: long side (px) of the registered copies.
         pairs: per pair of neighbours: ``frames`` (names), ``matrix`` (3x3, second frame -> first frame pixels at
@@ -78,6 +82,7 @@ class AlignCheck:
     misalignment_px: float | None
     breathing_px: float | None
     threshold_px: float
+    shift_threshold_px: float
     reason: str
     side: int
     pairs: list[dict] = field(default_factory=list)
@@ -90,7 +95,7 @@ class AlignCheck:
             "misalignment_px": None if self.misalignment_px is None else round(self.misalignment_px, 3),
             "breathing_px": None if self.breathing_px is None else round(self.breathing_px, 3),
             "threshold_px": self.threshold_px,
-            "shift_threshold_px": max(SHIFT_PX, self.threshold_px),
+            "shift_threshold_px": self.shift_threshold_px,
             "reason": self.reason,
             "side": self.side,
             "pairs": self.pairs,
@@ -191,7 +196,19 @@ def check_pairs(stack: FrameSource, pairs: list[tuple[int, int]], side: int = CH
     return out
 
 
-def check_alignment(stack: FrameSource, *, threshold_px: float = THRESHOLD_PX,
+def size_factor(size: tuple[int, int]) -> float:
+    """How many times ``REFERENCE_SIDE`` the long side of frames of ``size`` ``(H, W)`` is, at least 1: the default
+    thresholds of ``check_alignment`` are multiplied by it.
+
+    Defocus moves blurred structures by a share of the frame, so the apparent motion between aligned neighbours grows
+    with the frame in pixels: the validation set's 10-frame stack rendered at 6000x4000 shows shifts of 1.1-1.5 px
+    between neighbours (the same at 256, 512 and 1024 px copies: not the check's noise), against at most 0.43 px at
+    640x480. The classic method's windows grow with the frame as well, so a movement of the same share of the frame
+    matters as much to depth at any size."""
+    return max(1.0, max(size) / REFERENCE_SIDE)
+
+
+def check_alignment(stack: FrameSource, *, threshold_px: float | None = None,
                     side: int = CHECK_SIDE) -> AlignCheck:
     """Whether ``stack`` needs alignment (see the module docstring); cheap enough to run on every prediction.
 
@@ -199,7 +216,7 @@ def check_alignment(stack: FrameSource, *, threshold_px: float = THRESHOLD_PX,
         stack: a ``StackFolder`` (at most six frames are decoded, JPEGs at reduced size) or a ``FocalStack``.
         threshold_px: align when the breathing moves the corners of the end frames by more than this many
             full-resolution pixels against the middle frame, or a pair of neighbours is shifted by more than this
-            (and ``SHIFT_PX``).
+            (and ``SHIFT_PX`` times ``size_factor``); None: ``THRESHOLD_PX`` times ``size_factor``.
         side: long side of the registered copies.
 
     Returns:
@@ -211,6 +228,9 @@ def check_alignment(stack: FrameSource, *, threshold_px: float = THRESHOLD_PX,
     t0 = time.perf_counter()
     n = len(stack)
     size = stack.size
+    factor = size_factor(size)
+    threshold_px = THRESHOLD_PX * factor if threshold_px is None else float(threshold_px)
+    shift_limit = max(SHIFT_PX * factor, threshold_px)
     side = min(side, max(size))
     rows = check_pairs(stack, _pairs(n), side)
     names = list(stack.names)
@@ -230,7 +250,6 @@ def check_alignment(stack: FrameSource, *, threshold_px: float = THRESHOLD_PX,
             s = float(np.exp(np.mean(np.log(1.0 + steps)) * half))
             h, w = size
             breathing = abs(s - 1.0) * math.hypot((w - 1) / 2, (h - 1) / 2)
-        shift_limit = max(SHIFT_PX, threshold_px)
         if breathing is not None and breathing > threshold_px:
             needed, reason = True, (f"aligned: focus breathing moves the end frames' corners by {breathing:.2f} px "
                                     f"(> {threshold_px:g} px)")
@@ -255,4 +274,5 @@ def check_alignment(stack: FrameSource, *, threshold_px: float = THRESHOLD_PX,
         out.append(row)
     worst = None if failed else max(breathing or 0.0, shift)
     return AlignCheck(needed=needed, misalignment_px=worst, breathing_px=breathing, threshold_px=threshold_px,
-                      reason=reason, side=side, pairs=out, seconds=time.perf_counter() - t0)
+                      shift_threshold_px=shift_limit, reason=reason, side=side, pairs=out,
+                      seconds=time.perf_counter() - t0)

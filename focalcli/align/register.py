@@ -159,9 +159,9 @@ def resolve_reference(reference: int | str | None, n: int) -> int:
 class FrameReader:
     """Frames of any ``FrameSource`` as HxWx3 float32 RGB in [0, 1], by index.
 
-    With ``cache_bytes`` > 0, a streamed source whose decoded frames fit in it is read through ``keep_frames``, so
-    that registering and then warping a small stack decodes each frame once; larger stacks stay streamed, and stacks
-    in memory are never copied.
+    With ``cache_bytes`` > 0, a streamed source is read through ``keep_frames`` (up to that many bytes of decoded
+    frames kept), so that registering and then warping a small stack decodes each frame once; stacks in memory are
+    never copied.
     """
 
     def __init__(self, stack: FrameSource, cache_bytes: int = 0):

@@ -36,7 +36,7 @@ __all__ = ["TRANSFORMS_JSON", "WarpedStack", "align_folder", "align_stack", "che
            "register_lazily"]
 
 TRANSFORMS_JSON = "transforms.json"
-FRAME_CACHE_BYTES = 256 * 2**20  # stacks up to this size (decoded) are decoded once and kept for the warping pass
+FRAME_CACHE_BYTES = 256 * 2**20  # decoded frames up to this size are kept from registration for the warping pass
 Progress = Callable[[int, int], None]
 
 
@@ -237,8 +237,8 @@ def register_lazily(stack: FrameSource, config: AlignConfig | None = None, *, cr
     """Register a stack and return it as a ``WarpedStack`` (frames warped when read): the first pass of
     ``align_stack`` and ``align_folder``.
 
-    Stacks up to ``FRAME_CACHE_BYTES`` decoded keep their decoded frames from registration, so each frame is decoded
-    once; larger stacks are decoded again when read.
+    Up to ``FRAME_CACHE_BYTES`` of decoded frames are kept from registration (``io.stack.keep_frames``), so the
+    frames of a small stack are decoded once; the frames beyond that are decoded again when read.
 
     Args:
         hint: how to get past frames that cannot be registered (the end of the error).

@@ -18,8 +18,10 @@ def fuse(
     measure: Measure = typer.Option(Measure.laplacian, "--measure", help="Focus measure."),
     window: int | None = typer.Option(None, "--window", min=3, help="Focus-measure window (px); default by size."),
     align: AlignMode = align_option(),
-    align_threshold: float = typer.Option(0.5, "--align-threshold", min=0.0, help="--align auto aligns when the "
-                                          "frames move by more than this many pixels (full resolution)."),
+    align_threshold: float | None = typer.Option(None, "--align-threshold", min=0.0, help="--align auto aligns "
+                                                 "when the frames move by more than this many pixels (full "
+                                                 "resolution); default 0.5 for frames of 640 px, growing with "
+                                                 "larger frames."),
     overwrite: bool = overwrite_option(),
     as_json: bool = json_option(),
 ) -> None:

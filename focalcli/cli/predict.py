@@ -58,8 +58,10 @@ def predict(
                                         "edge-aware filling of weak (textureless) pixels from their surroundings; "
                                         "default 1% of the short side; 0 = the raw per-pixel estimate."),
     align: AlignMode = align_option(),
-    align_threshold: float = typer.Option(0.5, "--align-threshold", min=0.0, help="--align auto aligns when the "
-                                          "frames move by more than this many pixels (full resolution)."),
+    align_threshold: float | None = typer.Option(None, "--align-threshold", min=0.0, help="--align auto aligns "
+                                                 "when the frames move by more than this many pixels (full "
+                                                 "resolution); default 0.5 for frames of 640 px, growing with "
+                                                 "larger frames."),
     uncovered: Uncovered = typer.Option(Uncovered.fill, "--uncovered", help="Once aligned, pixels that not every "
                                         "frame covers (a border ring): fill (depth from the covered pixels around "
                                         "them, confidence 0) or invalid (0 in .png, NaN in .npy/.tiff)."),

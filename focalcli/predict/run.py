@@ -82,7 +82,8 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
         stack: the input stack.
         align: ``"auto"`` (align when ``focalcli.align.check_alignment`` finds the frames move by more than
             ``threshold_px``), ``"on"`` or ``"off"`` (True/False are taken as on/off).
-        threshold_px: the auto threshold in full-resolution pixels (None: ``focalcli.align.check.THRESHOLD_PX``).
+        threshold_px: the auto threshold in full-resolution pixels (None: ``focalcli.align.check.THRESHOLD_PX``,
+            0.5 px for frames of 640 px, growing with larger frames: ``focalcli.align.check.size_factor``).
         progress: called with ``(done, total)`` per registration/warping pass.
         on_stage: told ``"checking alignment"``, ``"registering"`` and ``"warping"`` as they start.
 
@@ -99,8 +100,6 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
         InputError: ``"on"`` and a frame cannot be registered (``"auto"`` then predicts without alignment and says
             why in the record).
     """
-    from focalcli.align.check import THRESHOLD_PX
-
     mode = _align_mode(align)
     record: dict = {"mode": mode, "applied": False}
     if mode == "off":
@@ -112,7 +111,7 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
 
         if on_stage is not None:
             on_stage("checking alignment")
-        check = check_alignment(stack, threshold_px=THRESHOLD_PX if threshold_px is None else threshold_px)
+        check = check_alignment(stack, threshold_px=threshold_px)
         record["check"] = check.to_json()
         record["reason"] = check.reason
         if not check.needed:

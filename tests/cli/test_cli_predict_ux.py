@@ -139,7 +139,8 @@ def test_sidecar_records_version_resolved_options_and_alignment(plane_stack, tmp
     assert r.exit_code == 0, r.stderr
     meta = json.loads((tmp_path / "d.json").read_text())
     assert meta["focal_version"] == focalcli.__version__
-    assert meta["options"] == {"align": "auto", "align_threshold_px": 0.5, "measure": "laplacian", "window": 9}
+    assert meta["options"] == {"align": "auto", "measure": "laplacian", "window": 9}  # as given
+    assert meta["align"]["check"]["threshold_px"] == 0.5  # the default for frames of up to 640 px
     resolved = meta["resolved"]
     assert resolved["window"] == 9 and resolved["window_large_sigma_px"] == pytest.approx(9 / 12 ** 0.5, abs=1e-3)
     assert resolved["smooth"] == 1.0  # 1 % of the 96 px short side, at least 1 px
