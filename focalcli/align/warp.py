@@ -126,6 +126,8 @@ def warp_frame(image: np.ndarray, transform: FrameTransform, box: tuple[int, int
         out = cv2.warpAffine(image, m[:2], (bw, bh), flags=flags, borderMode=border)
     else:
         out = cv2.warpPerspective(image, m, (bw, bh), flags=flags, borderMode=border)
-    if photometric and not (np.allclose(transform.gain, 1.0) and np.allclose(transform.offset, 0.0)):
-        out = out * transform.gain.astype(np.float32) + transform.offset.astype(np.float32)
+    if photometric and not np.allclose(transform.gain, 1.0):
+        out = cv2.multiply(out, (*(float(g) for g in transform.gain.astype(np.float32)), 0.0))  # per channel
+    if photometric and np.any(transform.offset):  # the default correction ("exposure") has none
+        out = out + transform.offset.astype(np.float32)
     return np.clip(out, 0.0, 1.0, out=out)
