@@ -333,9 +333,13 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             wide = PeakTracker()
 
     def work(i: int, frame: np.ndarray) -> tuple:
-        """Frame ``i``'s maps (in a background thread): the RGB frame for the fusion (None for depth only), its gray
+        """Frame ``i``'s maps (in a background thread): the RGB frame for the fusion (None for depth only; in its
+        native type unless warped, a quarter of the memory of float32 while it waits for the main thread), its gray
         image and its small-, large- and wide-window focus measures in the output grid, and its coverage."""
+        native = frame
         frame, gray = _gray(frame, fuser is not None)
+        if frame is not None and not resampled:
+            frame = native
         energy = focus_energy(gray, measure, scales.presmooth)
         cover = _coverage(stack, i)  # (H, W), 1 = the frame holds data here; None = everywhere
         m = _frame_window(stack, i, energy, cover, scales.small, resampled)
@@ -371,7 +375,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             else:
                 cv2.copyTo(gray, better, guide)  # all-in-focus gray: the guide of the fill
         if fuser is not None:
-            fuser.update(frame, m)
+            fuser.update(to_float(frame), m)
         if progress is not None:
             progress(i + 1, n)
     for maps in smoother.flush():
