@@ -57,15 +57,16 @@ def _measured(stack: FrameSource, start: Callable[[np.ndarray], None],
     ``start`` sees the first frame before any work starts (in this thread: it sets the scales that ``work`` uses).
     Frames come in their native type (float32 from memory or from a ``WarpedStack``, uint8/uint16 from files), as
     recorded when the stack can hand them over unwarped (``_resampled``). Decoding and OpenCV's filters release the
-    GIL, so the next frames are decoded and measured on other cores while the caller tracks the current one; at
-    most ``_AHEAD_BYTES`` of results (and at least two frames, one a frame on a single core) wait ahead.
+    GIL, so the next frames are decoded and measured on other cores while the caller tracks the current one. At
+    most ``_DECODERS`` results (one per core) wait ahead, fewer when they would take more than ``_AHEAD_BYTES``, but
+    two at least (one on a single core).
     """
     n = len(stack)
     read = stack.unwarped if _resampled(stack) else (lambda i: stack.frame(i, True))
     first = read(0)
     start(first)
     h, w = stack.size
-    item = h * w * 4 * 4  # float32 maps per result: gray, small and wide windows, and the RGB frame or its energy
+    item = h * w * 4 * 4  # float32 maps of a result: gray, small and wide windows, and the frame or the energy
     cores = os.cpu_count() or 1
     ahead = max(min(2, cores), min(_DECODERS, cores, _AHEAD_BYTES // item))
     with ThreadPoolExecutor(max_workers=ahead) as pool:
@@ -336,17 +337,16 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
         """Frame ``i``'s maps (in a background thread): the RGB frame for the fusion (None for depth only; in its
         native type unless warped, a quarter of the memory of float32 while it waits for the main thread), its gray
         image and its small-, large- and wide-window focus measures in the output grid, and its coverage."""
-        native = frame
-        frame, gray = _gray(frame, fuser is not None)
-        if frame is not None and not resampled:
-            frame = native
+        rgb, gray = _gray(frame, fuser is not None)  # float RGB for the fusion, or None
+        if rgb is not None and not resampled:
+            rgb = frame  # waits for the main thread in its native type (converted there again)
         energy = focus_energy(gray, measure, scales.presmooth)
         cover = _coverage(stack, i)  # (H, W), 1 = the frame holds data here; None = everywhere
         m = _frame_window(stack, i, energy, cover, scales.small, resampled)
         if resampled:  # the guide of the fill and the fusion take the warped frame
             gray = stack.warp_map(i, gray, cv2.INTER_CUBIC) * np.float32(stack.gain(i))
-            if frame is not None:
-                frame = stack.warp(i, frame)
+            if rgb is not None:
+                rgb = stack.warp(i, rgb)
         m_large = m_wide = None
         if depth:
             m_wide = _frame_window(stack, i, energy, cover, wide_sigma, resampled) if wide is not None else None
@@ -355,9 +355,9 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             if cover is not None:  # normalise by the covered share of the large window too
                 m_large /= np.maximum(cv2.GaussianBlur(_down(cover, scales.levels), (0, 0), scales.large_rest,
                                                        borderType=cv2.BORDER_REFLECT), 1e-3)
-        return frame, gray, m, m_large, m_wide, cover
+        return rgb, gray, m, m_large, m_wide, cover
 
-    for i, (frame, gray, m, m_large, m_wide, cover) in enumerate(_measured(stack, start, work)):
+    for i, (rgb, gray, m, m_large, m_wide, cover) in enumerate(_measured(stack, start, work)):
         if cover is not None:
             covered = cover if covered is None else np.minimum(covered, cover)
         if depth:
@@ -375,7 +375,7 @@ def _run(stack: FrameSource, *, measure: str, window: int | None, smooth: float 
             else:
                 cv2.copyTo(gray, better, guide)  # all-in-focus gray: the guide of the fill
         if fuser is not None:
-            fuser.update(to_float(frame), m)
+            fuser.update(to_float(rgb), m)
         if progress is not None:
             progress(i + 1, n)
     for maps in smoother.flush():
