@@ -17,7 +17,7 @@ def _root() -> None:
 
 
 # One module per benchmark under focalcli/bench/, each with ``register(app)``.
-BENCHMARKS = ("predict", "align", "synth", "models", "train", "valset", "depth", "fuse", "blur")
+BENCHMARKS = ("predict", "startup", "align", "synth", "models", "train", "valset", "depth", "fuse", "blur")
 
 for _name in BENCHMARKS:
     importlib.import_module(f"focalcli.bench.{_name}").register(app)
