@@ -34,7 +34,7 @@ __all__ = ["COMMANDS", "make_stack", "time_commands"]
 # name -> arguments after ``python -m focalcli`` ({stack} and {out} are filled in); "python" ones run Python alone
 COMMANDS: dict[str, list[str]] = {
     "python -c pass": ["python", "-c", "pass"],
-    "import numpy, cv2, typer": ["python", "-c", "import numpy, cv2, typer"],
+    "import numpy cv2 typer": ["python", "-c", "import numpy, cv2, typer"],
     "focal --help": ["--help"],
     "predict classic": ["predict", "{stack}", "-o", "{out}/d.npy", "--overwrite"],
     "predict classic --align off": ["predict", "{stack}", "-o", "{out}/d.npy", "--align", "off", "--overwrite"],
