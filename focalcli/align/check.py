@@ -252,10 +252,10 @@ def check_alignment(stack: FrameSource, *, threshold_px: float | None = None,
             breathing = abs(s - 1.0) * math.hypot((w - 1) / 2, (h - 1) / 2)
         if breathing is not None and breathing > threshold_px:
             needed, reason = True, (f"aligned: focus breathing moves the end frames' corners by {breathing:.2f} px "
-                                    f"(> {threshold_px:g} px)")
+                                    f"(> {threshold_px:.3g} px)")
         elif shift > shift_limit:
             needed, reason = True, (f"aligned: neighbouring frames are shifted by up to {shift:.2f} px "
-                                    f"(> {shift_limit:g} px)")
+                                    f"(> {shift_limit:.3g} px)")
         elif breathing is None:
             needed, reason = False, ("not aligned: no steady focus breathing (the frame pairs disagree) and "
                                      f"shifts of at most {shift:.2f} px")
