@@ -121,6 +121,12 @@ def test_kept_frames_are_decoded_once_and_read_only(plane_stack, monkeypatch):
     in_memory = read_stack(folder)
     assert keep_frames(in_memory) is in_memory
 
+    two.last_pass()  # the last reader: kept frames are dropped as they are read, and no new one is kept
+    decoded.clear()
+    for i in (0, 0, 1, 3, 3):
+        two.frame(i)
+    assert decoded == [sf.names[i] for i in (0, 3, 3)] and not two._kept
+
     decoded.clear()  # the alignment check reads six of the ten frames, the depth pass all: each is decoded once
     result = predict(sf, align="auto")
     assert not result.info["align"]["applied"] and sorted(decoded) == sorted(sf.names)

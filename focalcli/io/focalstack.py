@@ -239,7 +239,14 @@ class KeptFrames:
         self.source = source
         self._kept: dict[int, np.ndarray] = {}
         self._left = budget_bytes
+        self._last_pass = False
         self._lock = threading.Lock()
+
+    def last_pass(self) -> None:
+        """The pass that starts now reads each frame once and is the last: no frame is kept any more, and each kept
+        one is dropped as it is read (memory goes down as the pass goes on). A frame read again is decoded again."""
+        with self._lock:
+            self._last_pass, self._left = True, 0
 
     @property
     def camera(self) -> Camera:
@@ -264,7 +271,7 @@ class KeptFrames:
         return self.source.distances()
 
     def frame(self, index: int, native: bool = False) -> np.ndarray:
-        img = self._kept.get(index)
+        img = self._kept.pop(index, None) if self._last_pass else self._kept.get(index)
         if img is None:  # two threads may decode one frame at once: both results are the same
             img = self.source.frame(index, native=True)
             img.flags.writeable = False

@@ -24,6 +24,7 @@ from focalcli.io.depth import DepthResult, write_depth, write_preview
 from focalcli.io.images import write_image
 from focalcli.io.stack import (
     FrameSource,
+    KeptFrames,
     StackFolder,
     as_stack_folder,
     covered,
@@ -115,6 +116,7 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
         record["check"] = check.to_json()
         record["reason"] = check.reason
         if not check.needed:
+            _last_pass(stack)
             return stack, record
     from focalcli.align.stack import register_lazily
 
@@ -126,11 +128,19 @@ def align_for_prediction(stack: FrameSource, align: str | bool = "auto", *,
         if mode == "on":
             raise
         record["reason"] = f"not aligned: registration failed ({e}); use --align off, or focal align --skip-bad"
+        _last_pass(stack)
         return stack, record
     record.update(applied=True, registration=aligned.registration.to_json())
     if mode == "on":
         record["reason"] = "aligned: --align on"
+    _last_pass(stack)
     return aligned, record
+
+
+def _last_pass(stack: FrameSource) -> None:
+    """The method's pass over ``stack`` reads each frame once and is the last (``KeptFrames.last_pass``)."""
+    if isinstance(stack, KeptFrames):
+        stack.last_pass()
 
 
 def fill_uncovered(depth: np.ndarray, invalid: np.ndarray, units: str) -> np.ndarray:
