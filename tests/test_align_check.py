@@ -137,3 +137,27 @@ def test_the_default_thresholds_grow_with_the_frame(monkeypatch):
     assert large.to_json()["shift_threshold_px"] == pytest.approx(9.375)
     given = check_alignment(Frames((4000, 6000)), threshold_px=0.2)
     assert given.threshold_px == 0.2 and given.shift_threshold_px == pytest.approx(9.375)
+
+
+def test_pairs_that_cannot_be_registered_are_left_out(monkeypatch):
+    """Frames focused far from everything may hold too little texture to register: the other pairs decide."""
+    good = {"matrix": np.eye(3), "score": 0.9, "displacement_px": 1.0}
+    rows = [{"frames": [0, 1], "failure": "ECC did not converge"},
+            {"frames": [4, 5], "scale": 1.004, "shift_px": [0.1, 0.0], **good},
+            {"frames": [8, 9], "scale": 1.0045, "shift_px": [0.0, 0.1], **good}]
+    monkeypatch.setattr(check_mod, "check_pairs", lambda *a, **k: [dict(r) for r in rows])
+    frames, _, focus = synthetic.slanted_plane(n=10)
+    stack = synthetic.as_focal_stack(frames, focus)
+    c = check_alignment(stack)  # two pairs agree on a steady breathing
+    assert c.needed and "breathing" in c.reason and "could not be registered" in c.reason
+    assert c.misalignment_px == c.breathing_px > 0.5 and c.to_json()["pairs"][0]["failure"]
+    rows[2]["scale"] = 0.998  # now they disagree
+    c = check_alignment(stack)
+    assert not c.needed and c.breathing_px is None and c.misalignment_px == pytest.approx(0.1)
+    rows[2] = {"frames": [8, 9], "failure": "score 0.10 < 0.3"}  # one pair left: a shift still counts
+    rows[1]["shift_px"] = [3.0, 0.0]
+    c = check_alignment(stack)
+    assert c.needed and "shifted" in c.reason and c.breathing_px is None
+    rows[1] = {"frames": [4, 5], "failure": "ECC did not converge"}  # none left
+    c = check_alignment(stack)
+    assert not c.needed and c.misalignment_px is None and "--align on" in c.reason

@@ -24,8 +24,10 @@ little next to the prediction itself:
   the apparent motion of defocus spreads over a fixed share of the frame, so in pixels it grows with the frame.
 
 A stack aligned by construction (synthetic stacks, the output of ``focal align``, telecentric optics) comes out
-not needing alignment and is left untouched. If a pair cannot be registered (too little texture, ECC does not
-converge), the check says so and does not align: ``--align on`` forces it.
+not needing alignment and is left untouched. A pair that cannot be registered (too little texture, as in frames
+focused far from everything; ECC does not converge) is left out and named in the reason, and the others decide
+(breathing then needs two pairs that agree); when no pair can be registered the check says so and does not align:
+``--align on`` forces it.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ class AlignCheck:
         needed: whether the stack should be aligned.
         misalignment_px: what the decision compared with the thresholds: the larger of the extrapolated breathing
             (corner displacement of the end frames against the middle frame; 0 when the pairs disagree) and the
-            largest shift of a pair, full-resolution pixels; None when a pair could not be registered.
-        breathing_px: the extrapolated breathing (None when the pairs disagree or failed).
+            largest shift of a pair, full-resolution pixels, over the pairs that could be registered; None when
+            none could.
+        breathing_px: the extrapolated breathing (None when the pairs disagree, or fewer than two were registered).
         threshold_px: the threshold.
         shift_threshold_px: the threshold of a shift.
         reason: one line on how the decision was made.
@@ -235,16 +238,20 @@ def check_alignment(stack: FrameSource, *, threshold_px: float | None = None,
     rows = check_pairs(stack, _pairs(n), side)
     names = list(stack.names)
     failed = [r for r in rows if "failure" in r]
+    good = [r for r in rows if "failure" not in r]
     breathing = shift = None
-    if failed:
+    if not good:
         f = failed[0]
         needed, reason = False, (f"not aligned: the quick check could not register {names[f['frames'][1]]} to "
                                  f"{names[f['frames'][0]]} ({f['failure']}); use --align on to force it")
     else:
-        steps = np.array([r["scale"] - 1.0 for r in rows])  # per-step magnification change of each pair
+        steps = np.array([r["scale"] - 1.0 for r in good])  # per-step magnification change of each pair
         same_sign = bool(np.all(steps > 0) or np.all(steps < 0))
-        consistent = same_sign and np.abs(steps).max() <= CONSISTENCY * np.abs(steps).min()
-        shift = max(float(np.hypot(*r["shift_px"])) for r in rows)
+        # one pair cannot show that the scale changes steadily (defocus fakes a change in any pair): two at least,
+        # unless the stack has one pair only
+        consistent = (len(good) >= min(2, len(rows)) and same_sign
+                      and np.abs(steps).max() <= CONSISTENCY * np.abs(steps).min())
+        shift = max(float(np.hypot(*r["shift_px"])) for r in good)
         if consistent:
             half = (n - 1) / 2  # steps from the middle (reference) frame to an end frame
             s = float(np.exp(np.mean(np.log(1.0 + steps)) * half))
@@ -262,6 +269,10 @@ def check_alignment(stack: FrameSource, *, threshold_px: float | None = None,
         else:
             needed, reason = False, (f"not aligned: breathing of {breathing:.2f} px and shifts of at most "
                                      f"{shift:.2f} px")
+        if failed:  # decided on the other pairs (very defocused end frames may hold too little texture)
+            f = failed[0]
+            reason += (f"; {names[f['frames'][1]]} could not be registered to {names[f['frames'][0]]} "
+                       f"({f['failure']})")
     out = []
     for r in rows:
         row = {"frames": [names[i] for i in r["frames"]]}
@@ -272,7 +283,7 @@ def check_alignment(stack: FrameSource, *, threshold_px: float | None = None,
         if "failure" in r:
             row["failure"] = r["failure"]
         out.append(row)
-    worst = None if failed else max(breathing or 0.0, shift)
+    worst = None if not good else max(breathing or 0.0, shift)
     return AlignCheck(needed=needed, misalignment_px=worst, breathing_px=breathing, threshold_px=threshold_px,
                       shift_threshold_px=shift_limit, reason=reason, side=side, pairs=out,
                       seconds=time.perf_counter() - t0)
