@@ -51,6 +51,16 @@ class BatchPlans(list):
 
 
 _IGNORED_OPTIONS = ("device",)  # options that do not change the result
+# options whose default the sidecar once recorded as if given, and now leaves out (``--align-threshold``: 0.5 px,
+# before it grew with the frame): that value counts as the default, so a batch resumes across the change (and an
+# explicit 0.5 counts as the default too)
+_FORMER_DEFAULTS = {"align_threshold_px": 0.5}
+
+
+def _given(options: dict) -> dict:
+    """The options that count when an earlier result is compared (``_finished``)."""
+    return {k: v for k, v in options.items()
+            if k not in _IGNORED_OPTIONS and not (k in _FORMER_DEFAULTS and v == _FORMER_DEFAULTS[k])}
 
 
 def _finished(outputs: PredictOutputs, method: str, options: dict) -> dict | None:
@@ -65,9 +75,7 @@ def _finished(outputs: PredictOutputs, method: str, options: dict) -> dict | Non
         return None
     try:
         meta = json.loads(outputs.sidecar.read_text(encoding="utf-8"))
-        same = (meta.get("method") == method and {k: v for k, v in meta.get("options", {}).items()
-                                                  if k not in _IGNORED_OPTIONS}
-                == {k: v for k, v in _json_options(options).items() if k not in _IGNORED_OPTIONS})
+        same = meta.get("method") == method and _given(meta.get("options", {})) == _given(_json_options(options))
     except (OSError, ValueError, AttributeError):
         same = False
     if len(existing) < len(paths) or not same:

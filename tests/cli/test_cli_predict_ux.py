@@ -269,6 +269,15 @@ def test_batch_finds_nested_stacks_mirrors_paths_and_lists_skipped_folders(tmp_p
     assert "empty: empty" in err
     again = run("predict", root, "-o", tmp_path / "results")  # complete stacks are found again and skipped
     assert again.exit_code == 0 and again.stderr.count("its outputs are complete already") == 4
+    sidecar = tmp_path / "results" / "beetle" / "depth.json"  # as versions that wrote the default threshold
+    meta = json.loads(sidecar.read_text())
+    meta["options"]["align_threshold_px"] = 0.5
+    sidecar.write_text(json.dumps(meta))
+    again = run("predict", root, "-o", tmp_path / "results")
+    assert again.exit_code == 0 and again.stderr.count("its outputs are complete already") == 4
+    meta["options"]["align_threshold_px"] = 2.0  # another threshold: not this command's result
+    sidecar.write_text(json.dumps(meta))
+    assert run("predict", root, "-o", tmp_path / "results").exit_code != 0
 
 
 def test_batch_output_inside_the_input_is_not_searched(tmp_path):
