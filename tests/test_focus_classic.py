@@ -95,6 +95,9 @@ def test_peak_tracker_matches_argmax():
     rows, cols = np.indices(k.shape)
     assert np.allclose(t.prev, ms[np.maximum(k - 1, 0), rows, cols])
     assert np.allclose(t.next, ms[np.minimum(k + 1, 6), rows, cols])
+    inner = (k >= 2) & (k <= 4)  # the second neighbours exist (the five-frame fit uses them only there)
+    assert np.allclose(t.prev2[inner], ms[k - 2, rows, cols][inner])
+    assert np.allclose(t.next2[inner], ms[np.minimum(k + 2, 6), rows, cols][inner])
 
 
 @pytest.mark.parametrize("dense_optics", [False, True])
